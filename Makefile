@@ -1,0 +1,58 @@
+# voxfleet: `make demo` runs the product locally, `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# torch 2.13.0's CPU wheel lies in /opt/wheels on our build machines; elsewhere pip
+# takes it from PyPI (a CPU-only index may be added with PIP_EXTRA_INDEX_URL).
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+VERSION ?= v1.3.0
+PORT ?= 6006
+MODELS := build/models
+STAMP := $(VENV)/.installed
+
+.PHONY: setup models serve image demo demo-stop test test-unit test-integration test-docker bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/image.txt requirements/torch.txt requirements/test.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(FIND_LINKS) -r requirements/torch.txt -r requirements/image.txt -r requirements/test.txt
+	$(PIP) install -q --no-deps -e .
+	touch $@
+
+models: setup
+	$(PY) -m models build v1.2.0 v1.3.0 --out $(MODELS)
+
+serve: models
+	MODEL_DIR=$(MODELS)/$(VERSION) PORT=$(PORT) $(PY) -m service
+
+image: models
+	$(VENV)/bin/rollout build $(VERSION)
+
+# Builds the v1.3.0 image and runs it on the local Docker engine on :$(PORT).
+demo: image
+	$(VENV)/bin/rollout run $(VERSION) --port $(PORT)
+
+demo-stop: setup
+	$(VENV)/bin/rollout stop $(VERSION)
+
+test: models
+	$(PY) -m pytest -q
+
+test-unit: setup
+	$(PY) -m pytest -q tests/unit
+
+test-integration: models
+	$(PY) -m pytest -q tests/integration -m "not docker"
+
+test-docker: models
+	$(PY) -m pytest -q -m docker
+
+bench: models
+	$(PY) bench/service.py
+
+clean:
+	rm -rf build $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""Versioned demo model artifacts and the recipe that builds them bit-identically."""

@@ -1,0 +1,1 @@
+"""The TTS inference service: engines, HTTP API, Gradio UI, metrics (see README)."""

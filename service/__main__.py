@@ -1,0 +1,39 @@
+"""Run the TTS server: `python -m service` (settings from the environment, see config.py)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no outbound calls from the UI
+
+
+def main() -> int:
+    import uvicorn
+
+    from service.api import create_app
+    from service.config import Settings, SettingsError
+    from service.engines import EngineError
+    from service.model_dir import ModelDirError
+    from service.runtime import ModelRuntime
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+        runtime = ModelRuntime(settings)
+    except (SettingsError, ModelDirError, EngineError) as exc:
+        print(f"error: cannot start: {exc}", file=sys.stderr)
+        return 2
+    ui = os.environ.get("TTS_UI", "1") not in ("0", "false", "no")
+    app = create_app(runtime, with_ui=ui)
+    logging.getLogger("service").info("serving %s %s (%s) on %s:%d", runtime.manifest.name,
+                                      runtime.manifest.version, runtime.manifest.sha256[:12],
+                                      settings.host, settings.port)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
+                timeout_graceful_shutdown=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

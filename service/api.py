@@ -1,0 +1,153 @@
+"""The HTTP API: OpenAI-compatible speech, health, readiness, metrics, version, and the UI."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from service.encoding import encode
+from service.engines import EngineError
+from service.runtime import BadAudioError, ModelRuntime, NotReadyError
+from service.speech_request import RequestError, RequestRules, parse_speech_request
+from service.worker import QueueFullError
+
+log = logging.getLogger("service.api")
+SPEECH_PATH = "/v1/audio/speech"
+UI_PATH = "/ui"
+
+
+def _route_label(path: str) -> str:
+    if path == SPEECH_PATH:
+        return "speech"
+    if path.startswith(UI_PATH):
+        return "ui"
+    return path if path in ("/healthz", "/readyz", "/metrics", "/version") else "other"
+
+
+def _error(status: int, message: str, kind: str, code: str, retry_after: int | None = None) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
+    settings, manifest, metrics = runtime.settings, runtime.manifest, runtime.metrics
+    rules = RequestRules(
+        models=(manifest.name, *settings.model_aliases),
+        voices=manifest.voices,
+        max_input_chars=settings.max_input_chars,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runtime.start()
+        yield
+        runtime.stop()
+
+    app = FastAPI(title="voxfleet TTS", version=manifest.version, lifespan=lifespan,
+                  docs_url="/docs", redoc_url=None)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
+        route = _route_label(request.url.path)
+        speech = route == "speech"
+        started = time.perf_counter()
+        if speech:
+            metrics.in_flight.inc()
+        try:
+            response = await call_next(request)
+        finally:
+            if speech:
+                metrics.in_flight.dec()
+        response.headers["X-Model-Version"] = manifest.version  # the LB logs it per attempt
+        metrics.requests.labels(route, str(response.status_code)).inc()
+        if speech:
+            metrics.latency.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ready, reason = runtime.readiness()
+        body = {"ready": ready, "reason": reason, "version": manifest.version}
+        if runtime.warmup_report is not None:
+            body["warmup"] = runtime.warmup_report.as_dict()
+        return JSONResponse(body, status_code=200 if ready else 503, headers=None if ready else {"Retry-After": "5"})
+
+    @app.get("/version")
+    async def version() -> dict[str, object]:
+        return {
+            "name": manifest.name,
+            "model_version": manifest.version,
+            "model_sha256": manifest.sha256,
+            "engine": manifest.engine,
+            "device": runtime.device,
+            "sample_rate": manifest.sample_rate,
+            "voices": list(manifest.voices),
+            "image_tag": settings.image_tag or None,
+            "git_revision": settings.git_revision or None,
+            "ready_at": runtime.ready_at,
+        }
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post(SPEECH_PATH)
+    async def speech(request: Request) -> Response:
+        body = await request.body()
+        try:
+            req = parse_speech_request(body, request.headers.get("content-type"), rules)
+        except RequestError as exc:
+            metrics.rejected.labels("invalid").inc()
+            return JSONResponse(exc.body(), status_code=exc.status)
+        try:
+            future = runtime.submit(req.input, req.voice, req.speed)
+        except NotReadyError as exc:
+            metrics.rejected.labels("not_ready").inc()
+            return _error(503, f"model not ready: {exc}", "server_error", "not_ready", retry_after=5)
+        except QueueFullError as exc:
+            metrics.rejected.labels("queue_full").inc()
+            return _error(429, str(exc), "rate_limit_error", "queue_full", retry_after=runtime.retry_after_s())
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(future), timeout=settings.request_timeout_s)
+        except asyncio.TimeoutError:
+            return _error(504, f"synthesis took longer than {settings.request_timeout_s}s", "server_error", "timeout")
+        except BadAudioError as exc:
+            log.error("bad audio from %s: %s", manifest.version, exc)
+            return _error(500, str(exc), "server_error", "bad_audio")
+        except EngineError as exc:
+            log.error("engine error on %s: %s", manifest.version, exc)
+            return _error(500, f"synthesis failed: {exc}", "server_error", "engine_error")
+        audio, media_type, rate = await asyncio.to_thread(encode, result.audio, result.sample_rate,
+                                                          req.response_format)
+        headers = {
+            "X-Model-Sha256": manifest.sha256,
+            "X-Sample-Rate": str(rate),
+            "X-Audio-Duration": f"{result.duration_s:.3f}",
+            "X-Synthesis-Seconds": f"{result.synth_seconds:.3f}",
+        }
+        if request_id := request.headers.get("x-request-id"):
+            headers["X-Request-Id"] = request_id
+        return Response(audio, media_type=media_type, headers=headers)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse(f"{UI_PATH}/" if with_ui else "/docs")
+
+    if with_ui:
+        from service.ui import mount_ui
+
+        app = mount_ui(app, runtime, UI_PATH)
+    return app

@@ -1,0 +1,264 @@
+"""The demo engine: a small torch formant synthesizer that runs in real time on a CPU.
+
+It stands in for a neural TTS model where no real weights can be had. Text becomes
+a sequence of phone-like units (vowel, voiced or unvoiced consonant, pause); a tiny
+seeded network (`ProsodyNet`) turns each unit into duration, pitch, formant and
+noise targets; the tracks are smoothed (coarticulation) and rendered as a harmonic
+source shaped by formant resonances plus shaped noise. The result has a pitch
+contour, formants and syllable-rate loudness changes: speech-shaped, neither noise
+nor a sine. Everything is a pure function of the weights and the request, so the
+same request gives the same samples.
+
+Test-only variants (never shipped) are expressed in the weights and config that
+`models.recipe` writes: zero output gain (silent), a NaN weight, redundant
+refinement passes (slow), a share of inputs that fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+
+import numpy as np
+import torch
+from torch import nn
+
+from service.engines.base import WARMUP_TEXT, EngineError, EngineInfo
+from service.engines.weights import WeightsFormatError, read_weights
+from service.model_dir import ModelManifest
+
+WEIGHTS_FILE = "weights.safetensors"
+HOP = 256  # samples per control frame (5.8 ms at 44.1 kHz)
+N_HARMONICS = 48
+EMBED_DIM = 16
+HIDDEN_DIM = 32
+N_TARGETS = 6  # duration, pitch, F1, F2, F3 shifts, noise
+_VOWELS = {  # F1, F2, F3 in Hz (adult average)
+    "a": (730, 1090, 2440), "e": (530, 1840, 2480), "i": (300, 2250, 3000),
+    "o": (570, 840, 2410), "u": (320, 900, 2240), "y": (300, 2000, 2700),
+}
+_NASALS = set("mnl r w j".replace(" ", ""))
+_FRICATIVES = set("fhsxzcvq")
+_PLOSIVES = set("bdgkpt")
+_PAUSES = {",": 0.18, ";": 0.22, ":": 0.22, ".": 0.35, "!": 0.35, "?": 0.35,
+           "，": 0.18, "。": 0.35, "！": 0.35, "？": 0.35, "、": 0.15, "\n": 0.3}
+
+
+class ProsodyNet(nn.Module):
+    """Maps a unit's symbol embedding and position features to acoustic targets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(256, EMBED_DIM)
+        self.hidden = nn.Linear(EMBED_DIM + 4, HIDDEN_DIM)
+        self.out = nn.Linear(HIDDEN_DIM, N_TARGETS)
+
+    def forward(self, symbols: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.embedding(symbols), features], dim=-1)
+        return torch.tanh(self.out(torch.tanh(self.hidden(x))))
+
+
+def _unit_kind(ch: str) -> str:
+    low = ch.lower()
+    if ch in _PAUSES:
+        return "pause"
+    if ch.isspace():
+        return "gap"
+    if low in _VOWELS:
+        return "vowel"
+    if low in _NASALS:
+        return "nasal"
+    if low in _FRICATIVES:
+        return "fricative"
+    if low in _PLOSIVES:
+        return "plosive"
+    if ch.isdigit():
+        return "vowel"  # digits are read as syllables
+    if ord(ch) > 0x2E80:
+        return "syllable"  # CJK and similar: one syllable per character
+    return "gap"
+
+
+class DemoEngine:
+    """Engine for manifests with `engine: demo`. Not thread-safe by design: the server
+    calls it from its single inference thread."""
+
+    def __init__(self, manifest: ModelManifest) -> None:
+        self.manifest = manifest
+        self.sample_rate = manifest.sample_rate
+        cfg = manifest.config
+        self.base_f0 = float(cfg.get("base_f0", 120.0))
+        self.formant_scale = float(cfg.get("formant_scale", 1.0))
+        self.chars_per_second = float(cfg.get("chars_per_second", 12.0))
+        self.breathiness = float(cfg.get("breathiness", 0.05))
+        self.target_rms_db = float(cfg.get("target_rms_db", -20.0))
+        self.refine_passes = int(cfg.get("refine_passes", 0))
+        self.fail_share = float(cfg.get("fail_share", 0.0))
+        self.voice_table: dict[str, tuple[float, float]] = {
+            name: (float(v[0]), float(v[1])) for name, v in (cfg.get("voice_table") or {}).items()
+        }
+        self.net: ProsodyNet | None = None
+        self.output_gain = 1.0
+        self._thread: int | None = None
+
+    # -- Engine interface ---------------------------------------------------------
+    def load(self) -> None:
+        path = self.manifest.path(WEIGHTS_FILE)
+        if not path.is_file():
+            raise EngineError(f"{path}: weights file is missing")
+        try:
+            tensors = read_weights(path)
+        except WeightsFormatError as exc:
+            raise EngineError(str(exc)) from exc
+        net = ProsodyNet()
+        state = {k: torch.from_numpy(v.copy()) for k, v in tensors.items() if k != "output_gain"}
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise EngineError(f"{path}: weights do not fit the demo model ({exc})") from exc
+        net.eval()
+        self.net = net
+        self.output_gain = float(tensors.get("output_gain", np.ones(1, np.float32))[0])
+        self._thread = threading.get_ident()
+
+    def warm_up(self) -> np.ndarray:
+        return self.synthesize(WARMUP_TEXT, self.manifest.voices[0], 1.0)
+
+    def describe(self) -> EngineInfo:
+        return EngineInfo("demo", self.manifest.version, self.sample_rate, "cpu", self.manifest.voices)
+
+    def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
+        if self.net is None:
+            raise EngineError("demo engine: synthesize called before load")
+        if voice not in self.manifest.voices:
+            raise EngineError(f"demo engine: unknown voice {voice!r}")
+        digest = hashlib.sha256(f"{text}\0{voice}\0{speed:.4f}".encode()).digest()
+        if self.fail_share > 0 and digest[0] / 256.0 < self.fail_share:
+            raise EngineError("demo engine: synthesis failed for this input (fail_share variant)")
+        seed = int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+        with torch.inference_mode():
+            audio = self._render(text, voice, speed, seed)
+            for _ in range(self.refine_passes):  # the "slow" variant's redundant work
+                audio = self._render(text, voice, speed, seed)
+        return audio.numpy().astype(np.float32, copy=False)
+
+    # -- synthesis ----------------------------------------------------------------
+    def _units(self, text: str) -> list[tuple[str, str]]:
+        units = [(ch, _unit_kind(ch)) for ch in text]
+        return units or [(" ", "gap")]
+
+    def _render(self, text: str, voice: str, speed: float, seed: int) -> torch.Tensor:
+        assert self.net is not None
+        sr = self.sample_rate
+        f0_scale, voice_formant = self.voice_table.get(voice, (1.0, 1.0))
+        units = self._units(text)
+        n = len(units)
+        symbols = torch.tensor([ord(ch) % 256 for ch, _ in units])
+        pos = torch.arange(n, dtype=torch.float32) / max(n - 1, 1)
+        features = torch.stack([pos, torch.sin(pos * math.pi), torch.cos(pos * 7.0),
+                                torch.full((n,), 1.0 / speed)], dim=-1)
+        targets = self.net(symbols, features)  # (n, 6) in [-1, 1]
+
+        frames_per_sec = sr / HOP
+        base_dur = 1.0 / (self.chars_per_second * speed)
+        f0_list, form_list, voiced_list, noise_list, amp_list = [], [], [], [], []
+        for i, (ch, kind) in enumerate(units):
+            t = targets[i]
+            dur = base_dur * (1.0 + 0.35 * float(t[0]))
+            voiced, noise, amp = 1.0, self.breathiness, 1.0
+            formants = (500.0, 1500.0, 2500.0)
+            if kind == "vowel":
+                formants = _VOWELS.get(ch.lower(), (600.0, 1300.0, 2450.0))
+                dur *= 1.3
+            elif kind == "syllable":
+                formants = list(_VOWELS.values())[ord(ch) % len(_VOWELS)]
+                dur *= 2.2
+            elif kind == "nasal":
+                formants, amp = (300.0, 1200.0, 2500.0), 0.55
+            elif kind == "fricative":
+                voiced, noise, amp, formants = 0.1, 0.9, 0.35, (2500.0, 4500.0, 6500.0)
+            elif kind == "plosive":
+                voiced, noise, amp, dur = 0.3, 0.6, 0.4, dur * 0.7
+            elif kind == "gap":
+                voiced, noise, amp, dur = 0.0, 0.0, 0.0, dur * 0.6
+            else:  # pause
+                voiced, noise, amp, dur = 0.0, 0.0, 0.0, _PAUSES[ch] / speed
+            frames = max(2, int(round(dur * frames_per_sec)))
+            shift = self.formant_scale * voice_formant
+            f = [formants[j] * shift * (1.0 + 0.08 * float(t[2 + j])) for j in range(3)]
+            f0 = self.base_f0 * f0_scale * (1.0 + 0.12 * float(t[1]))
+            f0_list.append(torch.full((frames,), f0))
+            form_list.append(torch.tensor(f).expand(frames, 3))
+            voiced_list.append(torch.full((frames,), voiced))
+            noise_list.append(torch.full((frames,), noise * (1.0 + 0.3 * float(t[5]))))
+            amp_list.append(torch.full((frames,), amp))
+
+        f0 = torch.cat(f0_list)
+        formants = torch.cat(form_list)
+        voiced = torch.cat(voiced_list)
+        noise_amt = torch.cat(noise_list)
+        amp = torch.cat(amp_list)
+        n_frames = f0.shape[0]
+        # Declining intonation over the utterance and coarticulation between units.
+        frame_t = torch.arange(n_frames, dtype=torch.float32) / frames_per_sec
+        f0 = f0 * torch.linspace(1.1, 0.85, n_frames) * (1.0 + 0.02 * torch.sin(2 * math.pi * 5.0 * frame_t))
+        f0, voiced, noise_amt, amp = (_smooth(x, 9) for x in (f0, voiced, noise_amt, amp))
+        formants = torch.stack([_smooth(formants[:, j], 7) for j in range(3)], dim=-1)
+
+        harmonic = self._harmonic_source(f0, formants, voiced * amp)
+        noise = self._noise_source(formants, noise_amt * amp, seed, harmonic.shape[0])
+        audio = harmonic + noise
+        audio = audio * _fade(audio.shape[0], int(0.01 * sr))
+        rms = torch.sqrt(torch.mean(audio**2) + 1e-12)
+        audio = audio * (10 ** (self.target_rms_db / 20.0) / rms) * self.output_gain
+        return torch.clamp(audio, -0.99, 0.99).to(torch.float32)
+
+    def _harmonic_source(self, f0: torch.Tensor, formants: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+        sr = self.sample_rate
+        k = torch.arange(1, N_HARMONICS + 1, dtype=torch.float32)
+        freqs = f0[:, None] * k[None, :]  # (frames, K)
+        bandwidth = torch.tensor([90.0, 110.0, 170.0])
+        peaks = torch.exp(-(((freqs[:, :, None] - formants[:, None, :]) / bandwidth) ** 2))
+        envelope = (peaks * torch.tensor([1.0, 0.6, 0.3])).sum(-1) + 0.02 / k  # spectral tilt
+        envelope = envelope * (freqs < sr / 2 - 1000).float() * gain[:, None]
+        n_samples = f0.shape[0] * HOP
+        f0_s = _upsample(f0, n_samples)
+        env_s = _upsample(envelope.T.contiguous(), n_samples)  # (K, samples)
+        phase = torch.cumsum(2 * math.pi * f0_s / sr, dim=0)
+        return (env_s * torch.sin(phase[None, :] * k[:, None])).sum(0)
+
+    def _noise_source(self, formants: torch.Tensor, gain: torch.Tensor, seed: int, n_samples: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed)
+        white = torch.randn(n_samples, generator=gen)
+        n_fft = 4 * HOP
+        window = torch.hann_window(n_fft)
+        spec = torch.stft(white, n_fft, HOP, window=window, return_complex=True)  # (bins, frames)
+        bins = torch.linspace(0, self.sample_rate / 2, spec.shape[0])
+        frames = spec.shape[1]
+        idx = torch.clamp(torch.arange(frames), max=formants.shape[0] - 1)
+        centre = formants[idx, 1][None, :]
+        shape = torch.exp(-(((bins[:, None] - centre) / 2500.0) ** 2)) * gain[idx][None, :]
+        return torch.istft(spec * shape, n_fft, HOP, window=window, length=n_samples) * 0.5
+
+
+def _smooth(x: torch.Tensor, width: int) -> torch.Tensor:
+    kernel = torch.ones(1, 1, width) / width
+    padded = torch.nn.functional.pad(x[None, None, :], (width // 2, width // 2), mode="replicate")
+    return torch.nn.functional.conv1d(padded, kernel)[0, 0]
+
+
+def _upsample(x: torch.Tensor, n_samples: int) -> torch.Tensor:
+    rows = x if x.dim() == 2 else x[None, :]
+    out = torch.nn.functional.interpolate(rows[None], size=n_samples, mode="linear", align_corners=False)[0]
+    return out if x.dim() == 2 else out[0]
+
+
+def _fade(n: int, width: int) -> torch.Tensor:
+    ramp = torch.ones(n)
+    width = min(width, n // 2)
+    if width > 0:
+        edge = torch.linspace(0.0, 1.0, width)
+        ramp[:width] = edge
+        ramp[-width:] = edge.flip(0)
+    return ramp

@@ -1,0 +1,178 @@
+"""The VoxCPM 1.5 engine: OpenBMB's `voxcpm` package on weights in the model directory.
+
+`voxcpm` is an optional extra (`pip install 'voxfleet[voxcpm]'`), imported only in
+`load()`, so the service and its tests run without it. Weights come from the local
+model directory only, never from a hub.
+
+Upstream facts this adapter relies on (OpenBMB/VoxCPM, src/voxcpm/core.py and
+src/voxcpm/model/voxcpm.py): `VoxCPM.from_pretrained(path, load_denoiser=..., optimize=...)`
+uses `path` as-is when it is a directory (no `snapshot_download`); `from_local` reads
+config.json, a Llama tokenizer, model.safetensors or pytorch_model.bin, and
+audiovae.safetensors or audiovae.pth; `generate(text=, prompt_wav_path=, prompt_text=,
+cfg_value=, inference_timesteps=)` returns a 1-D float32 numpy array at
+`tts_model.sample_rate` (44.1 kHz for 1.5).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.engines.base import WARMUP_TEXT, EngineError, EngineInfo
+from service.model_dir import ModelManifest
+
+INSTALL_HINT = "install it with `pip install 'voxfleet[voxcpm]'` (or `pip install voxcpm`)"
+# Each entry is satisfied by any one of its names (upstream falls back in this order).
+REQUIRED_FILES: tuple[tuple[str, ...], ...] = (
+    ("config.json",),
+    ("tokenizer.json", "tokenizer.model"),
+    ("model.safetensors", "pytorch_model.bin"),
+    ("audiovae.safetensors", "audiovae.pth"),
+)
+DEFAULT_VOICE = "default"
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def change_speed(audio: np.ndarray, speed: float) -> np.ndarray:
+    """Shorten (speed > 1) or lengthen audio by linear-interpolation resampling.
+
+    VoxCPM has no duration control, so this is an approximation: like playing a tape
+    faster, it also raises (or lowers) the pitch by the same factor."""
+    if speed == 1.0 or audio.size < 2:
+        return audio
+    n_out = max(1, int(round(audio.size / speed)))
+    positions = np.linspace(0.0, audio.size - 1, n_out)
+    return np.interp(positions, np.arange(audio.size), audio).astype(np.float32)
+
+
+class VoxCPMEngine:
+    """Engine for manifests with `engine: voxcpm`.
+
+    Not thread-safe, by contract: the server calls `load`, `warm_up` and every
+    `synthesize` on one dedicated inference thread. With `optimize=True` VoxCPM
+    compiles with torch.compile(mode="reduce-overhead"), whose CUDA graphs break when
+    called from another thread, so calls from a thread other than the loading one are
+    refused.
+
+    Manifest `config` keys: `weights_subdir` (default: the model directory itself),
+    `cfg_value` (2.0), `inference_timesteps` (10), `optimize` (default: True only when
+    CUDA is present) and `voice_prompts`: {voice: {"prompt_wav": file in the model
+    directory, "prompt_text": its transcript}} for zero-shot cloning. The voice
+    "default" uses no prompt.
+    """
+
+    def __init__(self, manifest: ModelManifest) -> None:
+        self.manifest = manifest
+        cfg = manifest.config
+        self.weights_dir = manifest.directory / str(cfg.get("weights_subdir") or ".")
+        self.cfg_value = float(cfg.get("cfg_value", 2.0))
+        self.inference_timesteps = int(cfg.get("inference_timesteps", 10))
+        self.optimize: bool | None = None if cfg.get("optimize") is None else bool(cfg["optimize"])
+        self.voice_prompts: dict[str, dict[str, Any]] = dict(cfg.get("voice_prompts") or {})
+        self.model: Any = None
+        self._prompts: dict[str, dict[str, str]] = {}
+        self.device: str | None = None
+        self._thread: int | None = None
+
+    # -- Engine interface ---------------------------------------------------------
+    def load(self) -> None:
+        self._check_files()
+        prompts = {voice: self._prompt_for(voice) for voice in self.manifest.voices}
+        cuda = _cuda_available()
+        optimize = cuda if self.optimize is None else self.optimize
+        # Belt and braces: a directory path never reaches the hub, but transformers or
+        # huggingface_hub must not try either (no network on these hosts).
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        try:
+            from voxcpm import VoxCPM
+        except ImportError as exc:
+            if exc.name == "voxcpm":
+                raise EngineError(f"the VoxCPM engine needs the optional package 'voxcpm': {INSTALL_HINT}") from exc
+            raise EngineError(f"package 'voxcpm' failed to import ({exc}); {INSTALL_HINT}") from exc
+        try:
+            model = VoxCPM.from_pretrained(str(self.weights_dir), load_denoiser=False, optimize=optimize)
+        except Exception as exc:
+            raise EngineError(f"{self.weights_dir}: VoxCPM failed to load ({type(exc).__name__}: {exc})") from exc
+        self.model = model
+        self._prompts = prompts
+        self.device = str(getattr(model.tts_model, "device", "cuda" if cuda else "cpu"))
+        self._thread = threading.get_ident()
+
+    def warm_up(self) -> np.ndarray:
+        rate = self._model_rate()
+        if rate != self.manifest.sample_rate:
+            raise EngineError(
+                f"{self.manifest.path('manifest.json')}: sample_rate {self.manifest.sample_rate} "
+                f"but the VoxCPM model in {self.weights_dir} produces {rate} Hz"
+            )
+        return self.synthesize(WARMUP_TEXT, self.manifest.voices[0], 1.0)
+
+    def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
+        if self.model is None:
+            raise EngineError("voxcpm engine: synthesize called before load")
+        if threading.get_ident() != self._thread:
+            raise EngineError("voxcpm engine: called from a thread other than the one that loaded it")
+        if voice not in self.manifest.voices:
+            raise EngineError(f"voxcpm engine: unknown voice {voice!r} (known: {', '.join(self.manifest.voices)})")
+        if not np.isfinite(speed) or speed <= 0:
+            raise EngineError(f"voxcpm engine: speed must be a positive number, got {speed!r}")
+        kwargs: dict[str, Any] = dict(self._prompts[voice])
+        try:
+            wav = self.model.generate(
+                text=text, cfg_value=self.cfg_value, inference_timesteps=self.inference_timesteps, **kwargs
+            )
+        except Exception as exc:
+            raise EngineError(f"{self.weights_dir}: VoxCPM generate failed ({type(exc).__name__}: {exc})") from exc
+        audio = np.asarray(wav, dtype=np.float32).reshape(-1)
+        if audio.size == 0:
+            raise EngineError(f"{self.weights_dir}: VoxCPM returned no audio for this input")
+        return change_speed(audio, float(speed))
+
+    def describe(self) -> EngineInfo:
+        rate = self._model_rate() if self.model is not None else self.manifest.sample_rate
+        device = self.device or ("cuda" if _cuda_available() else "cpu")
+        return EngineInfo("voxcpm", self.manifest.version, rate, device, self.manifest.voices)
+
+    # -- helpers ------------------------------------------------------------------
+    def _model_rate(self) -> int:
+        return int(self.model.tts_model.sample_rate)
+
+    def _check_files(self) -> None:
+        if not self.manifest.directory.is_dir():
+            raise EngineError(f"model directory {self.manifest.directory} does not exist")
+        if not self.weights_dir.is_dir():
+            raise EngineError(f"{self.weights_dir}: VoxCPM weights directory does not exist")
+        for names in REQUIRED_FILES:
+            if not any((self.weights_dir / name).is_file() for name in names):
+                wanted = " or ".join(str(self.weights_dir / name) for name in names)
+                raise EngineError(f"{wanted}: file VoxCPM needs is missing")
+
+    def _prompt_for(self, voice: str) -> dict[str, str]:
+        """The generate() arguments for a voice; checks its prompt file exists."""
+        if voice == DEFAULT_VOICE:
+            return {}
+        spec = self.voice_prompts.get(voice)
+        where = self.manifest.path("manifest.json")
+        if not isinstance(spec, dict) or not spec.get("prompt_wav") or not spec.get("prompt_text"):
+            raise EngineError(
+                f"{where}: voice {voice!r} needs config.voice_prompts.{voice} with prompt_wav and prompt_text"
+            )
+        relative = Path(str(spec["prompt_wav"]))
+        if relative.is_absolute() or ".." in relative.parts:
+            raise EngineError(f"{where}: prompt_wav {relative} of voice {voice!r} must stay inside the model directory")
+        wav = self.manifest.directory / relative
+        if not wav.is_file():
+            raise EngineError(f"{wav}: prompt audio of voice {voice!r} is missing")
+        return {"prompt_wav_path": str(wav), "prompt_text": str(spec["prompt_text"])}

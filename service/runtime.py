@@ -1,0 +1,161 @@
+"""The model runtime: a verified model, its engine, and the inference thread that drives it.
+
+Start-up order: the model directory is verified synchronously (a missing or corrupt
+file stops the server before it listens), then load and warm-up run on the
+inference thread while the HTTP server already answers /healthz. The runtime is
+ready only after the warm-up audio passes the hard audio checks.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.audio_checks import AudioLimits, AudioReport, check_audio
+from service.config import Settings
+from service.engines import Engine, EngineError, create_engine
+from service.engines.base import WARMUP_TEXT
+from service.metrics import ServiceMetrics
+from service.model_dir import ModelManifest, verify_model_dir
+from service.text import split_sentences
+from service.worker import InferenceWorker
+
+CHUNK_GAP_S = 0.12  # silence between independently synthesized chunks
+
+
+class Phase(enum.Enum):
+    STARTING = "starting"
+    LOADING = "loading model"
+    WARMING = "warming up"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class NotReadyError(RuntimeError):
+    """The model is not loaded and warmed up (yet, or at all)."""
+
+
+class BadAudioError(RuntimeError):
+    """The engine produced audio that fails the hard checks."""
+
+    def __init__(self, report: AudioReport) -> None:
+        super().__init__(f"synthesized audio failed checks: {report.reason()}")
+        self.report = report
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    audio: np.ndarray
+    sample_rate: int
+    synth_seconds: float
+    report: AudioReport
+
+    @property
+    def duration_s(self) -> float:
+        return self.audio.size / self.sample_rate
+
+
+class ModelRuntime:
+    def __init__(self, settings: Settings, metrics: ServiceMetrics | None = None) -> None:
+        self.settings = settings
+        self.manifest: ModelManifest = verify_model_dir(settings.model_dir)
+        self.engine: Engine = create_engine(self.manifest)
+        self.metrics = metrics or ServiceMetrics()
+        self.worker = InferenceWorker(settings.max_queue)
+        self.limits = AudioLimits(sample_rate=self.manifest.sample_rate)
+        self._phase = Phase.STARTING
+        self._reason = "model load not started"
+        self._lock = threading.Lock()
+        self.warmup_report: AudioReport | None = None
+        self.ready_at: float | None = None
+        self._avg_synth_s = 1.0
+        self.metrics.bind(
+            queued=lambda: self.worker.queued,
+            ready=lambda: 1.0 if self.ready else 0.0,
+            model_labels={"version": self.manifest.version, "sha256": self.manifest.sha256,
+                          "engine": self.manifest.engine, "name": self.manifest.name},
+        )
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> Future[None]:
+        """Load and warm up on the inference thread; returns when that is queued."""
+        return self.worker.submit(self._load_and_warm_up)
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+    def _set(self, phase: Phase, reason: str) -> None:
+        with self._lock:
+            self._phase, self._reason = phase, reason
+
+    def _load_and_warm_up(self) -> None:
+        try:
+            self._set(Phase.LOADING, "loading model")
+            self.engine.load()
+            self._set(Phase.WARMING, "warming up")
+            started = time.perf_counter()
+            audio = self.engine.warm_up()
+            elapsed = time.perf_counter() - started
+            report = check_audio(audio, self.engine.describe().sample_rate, WARMUP_TEXT, self.limits)
+            self.warmup_report = report
+            if not report.passed:
+                self._set(Phase.FAILED, f"warm-up audio failed checks: {report.reason()}")
+                return
+            self._avg_synth_s = max(elapsed, 0.01)
+            self.ready_at = time.time()
+            self._set(Phase.READY, "ready")
+        except EngineError as exc:
+            self._set(Phase.FAILED, f"model load failed: {exc}")
+        except Exception as exc:  # an engine bug must still show in /readyz
+            self._set(Phase.FAILED, f"model load failed: {type(exc).__name__}: {exc}")
+
+    @property
+    def ready(self) -> bool:
+        return self._phase is Phase.READY
+
+    def readiness(self) -> tuple[bool, str]:
+        with self._lock:
+            return self._phase is Phase.READY, self._reason
+
+    @property
+    def device(self) -> str:
+        return self.engine.describe().device
+
+    def retry_after_s(self) -> int:
+        """How long a refused client should wait: the queue ahead at recent speed."""
+        return max(1, int(round((self.worker.queued + 1) * self._avg_synth_s)))
+
+    # -- synthesis ---------------------------------------------------------------
+    def submit(self, text: str, voice: str, speed: float) -> Future[Synthesis]:
+        """Queue a synthesis. Raises NotReadyError, or QueueFullError when full."""
+        ready, reason = self.readiness()
+        if not ready:
+            raise NotReadyError(reason)
+        return self.worker.submit(lambda: self._synthesize(text, voice, speed))
+
+    def synthesize(self, text: str, voice: str, speed: float) -> Synthesis:
+        """Blocking form of submit(), for callers on their own threads (the UI)."""
+        return self.submit(text, voice, speed).result(timeout=self.settings.request_timeout_s)
+
+    def _synthesize(self, text: str, voice: str, speed: float) -> Synthesis:
+        started = time.perf_counter()
+        rate = self.engine.describe().sample_rate
+        gap = np.zeros(int(CHUNK_GAP_S * rate), dtype=np.float32)
+        parts: list[np.ndarray] = []
+        for chunk in split_sentences(text, self.settings.chunk_chars):
+            if parts:
+                parts.append(gap)
+            parts.append(np.asarray(self.engine.synthesize(chunk, voice, speed), dtype=np.float32))
+        audio = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+        elapsed = time.perf_counter() - started
+        report = check_audio(audio, rate, text, self.limits)
+        if not report.passed:
+            raise BadAudioError(report)
+        self._avg_synth_s = 0.8 * self._avg_synth_s + 0.2 * elapsed
+        self.metrics.observe_synthesis(audio.size / rate, elapsed)
+        return Synthesis(audio, rate, elapsed, report)

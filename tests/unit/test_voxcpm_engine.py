@@ -1,0 +1,278 @@
+"""The VoxCPM adapter's error paths and call contract, without the `voxcpm` package.
+
+Where a test needs the import to succeed, a tiny fake `voxcpm` package is written
+to tmp_path and put first on sys.path; it is removed from sys.modules afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pytest
+
+from service.engines import create_engine
+from service.engines import voxcpm as voxcpm_engine
+from service.engines.base import EngineError
+from service.engines.voxcpm import VoxCPMEngine
+from service.model_dir import read_manifest, write_manifest
+
+RATE = 44100
+WEIGHT_FILES = {"config.json": b'{"architecture": "voxcpm"}', "tokenizer.json": b"{}",
+                "model.safetensors": b"weights", "audiovae.pth": b"vae"}
+
+FAKE_VOXCPM = '''
+import os
+import numpy as np
+
+SAMPLE_RATE = {rate}
+FAIL_LOAD = {fail_load}
+OFFLINE_AT_IMPORT = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
+calls = []
+
+
+class _TTSModel:
+    sample_rate = SAMPLE_RATE
+
+
+class VoxCPM:
+    def __init__(self):
+        self.tts_model = _TTSModel()
+
+    @classmethod
+    def from_pretrained(cls, hf_model_id, load_denoiser=True, optimize=True, **kwargs):
+        calls.append(("from_pretrained", hf_model_id, dict(load_denoiser=load_denoiser, optimize=optimize, **kwargs)))
+        if FAIL_LOAD:
+            raise RuntimeError("size mismatch for base_lm.embed_tokens.weight")
+        return cls()
+
+    def generate(self, text, prompt_wav_path=None, prompt_text=None, cfg_value=2.0, inference_timesteps=10, **kw):
+        calls.append(("generate", dict(text=text, prompt_wav_path=prompt_wav_path, prompt_text=prompt_text,
+                                       cfg_value=cfg_value, inference_timesteps=inference_timesteps, **kw)))
+        if not text.strip():
+            raise ValueError("target text must be a non-empty string")
+        t = np.arange(SAMPLE_RATE // 2) / SAMPLE_RATE
+        return 0.3 * np.sin(2 * np.pi * 220.0 * t)  # float64 on purpose: the adapter must cast
+'''
+
+
+def make_model_dir(root: Path, config: dict[str, Any] | None = None, skip: tuple[str, ...] = ()) -> Path:
+    directory = root / "voxcpm-1.5"
+    directory.mkdir()
+    for name, data in WEIGHT_FILES.items():
+        if name not in skip:
+            (directory / name).write_bytes(data)
+    voices = ["default", *((config or {}).get("voice_prompts") or {})]
+    write_manifest(directory, {"name": "voxcpm-1.5", "version": "v1.5.0", "engine": "voxcpm",
+                               "sample_rate": RATE, "voices": voices, "config": config or {}})
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # load() sets these in os.environ; setenv here makes monkeypatch restore them after.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
+
+
+@pytest.fixture
+def no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(voxcpm_engine, "_cuda_available", lambda: False)
+
+
+@pytest.fixture
+def no_voxcpm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "voxcpm", None)  # makes `import voxcpm` fail even if installed
+
+
+@pytest.fixture
+def fake_voxcpm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    def install(rate: int = RATE, fail_load: bool = False) -> None:
+        package = tmp_path / "site" / "voxcpm"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text(textwrap.dedent(FAKE_VOXCPM.format(rate=rate, fail_load=fail_load)))
+        monkeypatch.syspath_prepend(str(tmp_path / "site"))
+        importlib.invalidate_caches()
+
+    monkeypatch.delitem(sys.modules, "voxcpm", raising=False)
+    yield install
+    sys.modules.pop("voxcpm", None)
+
+
+def engine_for(directory: Path) -> VoxCPMEngine:
+    engine = create_engine(read_manifest(directory))
+    assert isinstance(engine, VoxCPMEngine)
+    return engine
+
+
+def test_missing_package_names_it_and_the_install_hint(tmp_path: Path, no_voxcpm: None) -> None:
+    engine = engine_for(make_model_dir(tmp_path))
+    with pytest.raises(EngineError, match="voxcpm") as info:
+        engine.load()
+    assert "pip install 'voxfleet[voxcpm]'" in str(info.value)
+    assert "pip install voxcpm" in str(info.value)
+
+
+def test_missing_model_directory_is_named_before_the_import(tmp_path: Path, no_voxcpm: None) -> None:
+    directory = make_model_dir(tmp_path)
+    engine = engine_for(directory)
+    shutil.rmtree(directory)
+    with pytest.raises(EngineError, match="does not exist") as info:
+        engine.load()
+    assert str(directory) in str(info.value)
+
+
+@pytest.mark.parametrize("missing", ["config.json", "tokenizer.json", "model.safetensors", "audiovae.pth"])
+def test_missing_required_file_is_named(tmp_path: Path, no_voxcpm: None, missing: str) -> None:
+    directory = make_model_dir(tmp_path, skip=(missing,))
+    with pytest.raises(EngineError, match="missing") as info:
+        engine_for(directory).load()
+    assert str(directory / missing) in str(info.value)
+
+
+def test_alternative_weight_file_names_are_accepted(tmp_path: Path, no_voxcpm: None) -> None:
+    directory = make_model_dir(tmp_path, skip=("model.safetensors", "audiovae.pth"))
+    (directory / "pytorch_model.bin").write_bytes(b"w")
+    (directory / "audiovae.safetensors").write_bytes(b"v")
+    with pytest.raises(EngineError, match="pip install"):  # got past the file check to the import
+        engine_for(directory).load()
+
+
+def test_missing_weights_subdir_is_named(tmp_path: Path, no_voxcpm: None) -> None:
+    directory = make_model_dir(tmp_path, config={"weights_subdir": "hf"})
+    with pytest.raises(EngineError, match="does not exist") as info:
+        engine_for(directory).load()
+    assert str(directory / "hf") in str(info.value)
+
+
+def test_loads_local_dir_offline_and_synthesizes_on_cpu(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+    fake_voxcpm()
+    directory = make_model_dir(tmp_path, config={"cfg_value": 1.5, "inference_timesteps": 6})
+    engine = engine_for(directory)
+    assert engine.describe().sample_rate == RATE  # manifest's rate before load
+    engine.load()
+    fake = sys.modules["voxcpm"]
+    assert fake.OFFLINE_AT_IMPORT == ("1", "1")
+    assert fake.calls == [("from_pretrained", str(directory), {"load_denoiser": False, "optimize": False})]
+
+    audio = engine.synthesize("Hello there.", "default", 1.0)
+    assert audio.dtype == np.float32 and audio.ndim == 1 and audio.size == RATE // 2
+    assert np.max(np.abs(audio)) == pytest.approx(0.3, abs=1e-3)
+    assert fake.calls[-1] == ("generate", {"text": "Hello there.", "prompt_wav_path": None, "prompt_text": None,
+                                           "cfg_value": 1.5, "inference_timesteps": 6})
+    info = engine.describe()
+    assert (info.engine, info.version, info.sample_rate, info.device, info.voices) == (
+        "voxcpm", "v1.5.0", RATE, "cpu", ("default",))
+
+
+def test_optimize_defaults_on_with_cuda(tmp_path: Path, fake_voxcpm, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_voxcpm()
+    monkeypatch.setattr(voxcpm_engine, "_cuda_available", lambda: True)
+    engine = engine_for(make_model_dir(tmp_path))
+    engine.load()
+    assert sys.modules["voxcpm"].calls[0][2]["optimize"] is True
+    assert engine.describe().device == "cuda"
+
+
+def test_warm_up_returns_audio(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+    fake_voxcpm()
+    engine = engine_for(make_model_dir(tmp_path))
+    engine.load()
+    audio = engine.warm_up()
+    assert audio.dtype == np.float32 and audio.size > 0
+
+
+def test_sample_rate_mismatch_raises_naming_both(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+    fake_voxcpm(rate=24000)
+    engine = engine_for(make_model_dir(tmp_path))
+    engine.load()
+    assert engine.describe().sample_rate == 24000  # the model's real rate once loaded
+    with pytest.raises(EngineError, match="44100") as info:
+        engine.warm_up()
+    assert "24000" in str(info.value)
+
+
+def test_unknown_voice(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+    fake_voxcpm()
+    engine = engine_for(make_model_dir(tmp_path))
+    engine.load()
+    with pytest.raises(EngineError, match="unknown voice 'alloy'"):
+        engine.synthesize("Hi.", "alloy", 1.0)
+
+
+def test_voice_prompt_is_passed_from_the_model_dir(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+    fake_voxcpm()
+    config = {"voice_prompts": {"anna": {"prompt_wav": "anna.wav", "prompt_text": "I am Anna."}}}
+    directory = make_model_dir(tmp_path, config=config)
+    (directory / "anna.wav").write_bytes(b"RIFF")
+    engine = engine_for(directory)
+    engine.load()
+    engine.synthesize("Hello.", "anna", 1.0)
+    call = sys.modules["voxcpm"].calls[-1][1]
+    assert (call["prompt_wav_path"], call["prompt_text"]) == (str(directory / "anna.wav"), "I am Anna.")
+
+
+def test_missing_voice_prompt_file_is_named(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+    fake_voxcpm()
+    config = {"voice_prompts": {"anna": {"prompt_wav": "anna.wav", "prompt_text": "I am Anna."}}}
+    directory = make_model_dir(tmp_path, config=config)
+    with pytest.raises(EngineError, match="anna") as info:
+        engine_for(directory).load()
+    assert str(directory / "anna.wav") in str(info.value)
+
+
+def test_speed_resamples_duration(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+    fake_voxcpm()
+    engine = engine_for(make_model_dir(tmp_path))
+    engine.load()
+    normal = engine.synthesize("Hi.", "default", 1.0)
+    fast = engine.synthesize("Hi.", "default", 2.0)
+    slow = engine.synthesize("Hi.", "default", 0.5)
+    assert fast.dtype == np.float32 and fast.size == normal.size // 2
+    assert slow.size == normal.size * 2
+    with pytest.raises(EngineError, match="speed"):
+        engine.synthesize("Hi.", "default", 0.0)
+
+
+def test_load_failure_is_wrapped_naming_the_dir(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+    fake_voxcpm(fail_load=True)
+    directory = make_model_dir(tmp_path)
+    with pytest.raises(EngineError, match="size mismatch") as info:
+        engine_for(directory).load()
+    assert str(directory) in str(info.value)
+
+
+def test_generate_failure_is_wrapped(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+    fake_voxcpm()
+    directory = make_model_dir(tmp_path)
+    engine = engine_for(directory)
+    engine.load()
+    with pytest.raises(EngineError, match="non-empty") as info:
+        engine.synthesize("   ", "default", 1.0)
+    assert str(directory) in str(info.value)
+
+
+def test_synthesize_before_load_and_from_another_thread(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+    fake_voxcpm()
+    engine = engine_for(make_model_dir(tmp_path))
+    with pytest.raises(EngineError, match="before load"):
+        engine.synthesize("Hi.", "default", 1.0)
+    engine.load()
+    errors: list[Exception] = []
+    thread = threading.Thread(target=lambda: _capture(errors, engine))
+    thread.start()
+    thread.join()
+    assert len(errors) == 1 and "thread" in str(errors[0])
+
+
+def _capture(errors: list[Exception], engine: VoxCPMEngine) -> None:
+    try:
+        engine.synthesize("Hi.", "default", 1.0)
+    except EngineError as exc:
+        errors.append(exc)
