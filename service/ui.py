@@ -29,9 +29,9 @@ def build_ui(runtime: ModelRuntime) -> gr.Blocks:
             request = parse_speech_request(body, "application/json", rules)
             result = runtime.synthesize(request.input, request.voice, request.speed)
         except RequestError as exc:
-            raise gr.Error(f"{exc.param}: {exc.message}") from None
+            raise gr.Error(f"{exc.param}: {exc.message}", print_exception=False) from None
         except (NotReadyError, QueueFullError, BadAudioError) as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None
         pcm = (np.clip(result.audio, -1.0, 1.0) * 32767).astype(np.int16)
         return result.sample_rate, pcm
 

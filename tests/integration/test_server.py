@@ -1,0 +1,208 @@
+"""The real server process, spoken to by the clients users have: openai, gradio_client, HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from service.model_dir import read_manifest
+from tests.integration.server_process import REPO, ServerProcess, free_port
+
+pytestmark = pytest.mark.integration
+SPEECH = "/v1/audio/speech"
+
+
+def speak(server: ServerProcess, timeout: float = 60.0, **fields) -> httpx.Response:
+    body = {"model": "tts-1", "input": "Hello from the fleet.", "voice": "alloy", "response_format": "wav"}
+    body.update(fields)
+    return httpx.post(server.url + SPEECH, json=body, timeout=timeout)
+
+
+def decode(content: bytes) -> tuple[np.ndarray, int]:
+    audio, rate = sf.read(io.BytesIO(content), dtype="float32")
+    return audio, rate
+
+
+def test_openai_client_gets_valid_speech(server):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server.url + "/v1", api_key="not-needed", max_retries=0)
+    raw = client.audio.speech.with_raw_response.create(
+        model="tts-1", voice="nova", input="The canary is healthy. Promote it.", response_format="wav")
+    audio, rate = decode(raw.content)
+    assert rate == 44_100 and len(audio) / rate > 1.0
+    assert np.isfinite(audio).all() and np.sqrt(np.mean(audio**2)) > 0.01
+    assert raw.headers["x-model-version"] == "v1.3.0"
+    mp3 = client.audio.speech.create(model="voxfleet-demo", voice="alloy", input="Default format is mp3.")
+    assert decode(mp3.content)[1] == 44_100
+
+
+def test_gradio_client_gets_valid_speech(server):
+    from gradio_client import Client
+
+    client = Client(server.url + "/ui/", verbose=False)
+    result = client.predict("Hello from the web UI.", "echo", 1.0, api_name="/synthesize")
+    audio, rate = sf.read(result, dtype="float32")
+    assert rate == 44_100 and len(audio) / rate > 0.5 and np.abs(audio).max() > 0.05
+    page = httpx.get(server.url + "/ui/", timeout=10)
+    assert page.status_code == 200 and "v1.3.0" in page.text
+
+
+def test_gradio_ui_refuses_bad_input_by_field(server):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    client = Client(server.url + "/ui/", verbose=False)
+    with pytest.raises(AppError, match="input"):
+        client.predict("   ", "alloy", 1.0, api_name="/synthesize")
+
+
+@pytest.mark.parametrize("fmt, rate", [("wav", 44_100), ("flac", 44_100), ("mp3", 44_100), ("opus", 48_000)])
+def test_every_container_format_decodes(server, fmt, rate):
+    response = speak(server, response_format=fmt)
+    assert response.status_code == 200, response.text
+    audio, decoded_rate = decode(response.content)
+    assert decoded_rate == rate and abs(len(audio) / rate - float(response.headers["x-audio-duration"])) < 0.1
+
+
+def test_pcm_is_raw_16_bit_at_the_reported_rate(server):
+    response = speak(server, response_format="pcm")
+    assert response.headers["content-type"] == "audio/pcm"
+    samples = len(response.content) // 2
+    assert samples / int(response.headers["x-sample-rate"]) == pytest.approx(
+        float(response.headers["x-audio-duration"]), abs=0.01)
+
+
+def test_long_input_is_split_and_over_the_limit_is_refused(server):
+    sentence = "Every host gets the new voice only after the canary has proven itself. "
+    long_text = sentence * 55  # about 3,900 characters
+    response = speak(server, input=long_text, timeout=120)
+    assert response.status_code == 200, response.text
+    assert float(response.headers["x-audio-duration"]) > 150
+    too_long = speak(server, input="x" * 4097)
+    assert too_long.status_code == 400 and too_long.json()["error"]["param"] == "input"
+
+
+@pytest.mark.parametrize("content, headers, status, param", [
+    (json.dumps({"model": "tts-1", "input": ""}), None, 400, "input"),
+    (json.dumps({"model": "tts-1", "input": "hi", "voice": "darth"}), None, 400, "voice"),
+    (json.dumps({"model": "whisper-1", "input": "hi"}), None, 400, "model"),
+    (json.dumps({"model": "tts-1", "input": "hi", "response_format": "aac"}), None, 400, "response_format"),
+    (json.dumps({"model": "tts-1", "input": "hi", "speed": 9}), None, 400, "speed"),
+    ('{"model": "tts-1", "input": "hi"', None, 400, "body"),
+    (b'{"model": "tts-1", "input": "\xc3\x28"}', None, 400, "body"),
+    (json.dumps({"model": "tts-1", "input": "hi"}), {"content-type": "text/plain"}, 415, "content-type"),
+])
+def test_bad_input_gets_a_4xx_naming_the_field(server, content, headers, status, param):
+    response = httpx.post(server.url + SPEECH, content=content,
+                          headers=headers or {"content-type": "application/json"}, timeout=10)
+    assert response.status_code == status
+    assert response.json()["error"]["param"] == param
+    assert speak(server).status_code == 200  # still serving
+
+
+def test_bad_input_is_not_logged_as_a_crash(server):
+    httpx.post(server.url + SPEECH, content=b"\xff\xfe", headers={"content-type": "application/json"})
+    assert "Traceback" not in server.log()
+
+
+def test_version_and_metrics_describe_the_model(server):
+    manifest = read_manifest(server.model_dir)
+    version = httpx.get(server.url + "/version").json()
+    assert version["model_version"] == "v1.3.0" and version["model_sha256"] == manifest.sha256
+    assert (version["engine"], version["device"]) == ("demo", "cpu")
+    assert (version["image_tag"], version["git_revision"]) == ("registry.local/tts:v1.3.0", "abc1234")
+    speak(server)
+    speak(server, voice="nobody")
+    metrics = httpx.get(server.url + "/metrics").text
+    assert 'tts_requests_total{route="speech",status="200"}' in metrics
+    assert 'tts_requests_total{route="speech",status="400"}' in metrics
+    assert 'tts_request_duration_seconds_bucket{le="60.0",route="speech"}' in metrics
+    assert f'sha256="{manifest.sha256}"' in metrics and 'version="v1.3.0"' in metrics
+    for name in ("tts_audio_seconds_total", "tts_real_time_factor_count", "tts_in_flight_requests",
+                 "tts_queued_requests", "tts_ready 1.0"):
+        assert name in metrics
+
+
+def test_readyz_turns_200_only_after_warm_up(start_server):
+    slow = start_server("v1.3.0-slow", wait="listening", TTS_UI="0", TTS_MAX_QUEUE="2")
+    early = speak(slow)
+    assert early.status_code in (200, 503)
+    slow.wait_ready()
+    statuses = [status for status, _ in slow.readiness_seen]
+    reasons = {reason for status, reason in slow.readiness_seen if status == 503}
+    assert statuses[0] == 503 and statuses[-1] == 200
+    assert reasons <= {"model load not started", "loading model", "warming up"} and "warming up" in reasons
+    assert 503 not in statuses[statuses.index(200):]
+    if early.status_code == 503:
+        assert early.json()["error"]["code"] == "not_ready" and "Retry-After" in early.headers
+    ready = httpx.get(slow.url + "/readyz").json()
+    assert ready["warmup"]["passed"] is True
+
+
+def test_a_burst_beyond_the_queue_is_refused_and_the_server_stays_healthy(start_server):
+    slow = start_server("v1.3.0-slow", TTS_UI="0", TTS_MAX_QUEUE="2")
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        responses = list(pool.map(lambda i: speak(slow, input=f"Burst request {i}.", timeout=120), range(12)))
+    codes = sorted(r.status_code for r in responses)
+    refused = [r for r in responses if r.status_code in (429, 503)]
+    assert codes.count(200) >= 3 and len(refused) >= 6, codes
+    assert all(int(r.headers["retry-after"]) >= 1 for r in refused)
+    assert all(r.json()["error"]["code"] == "queue_full" for r in refused)
+    assert httpx.get(slow.url + "/healthz").status_code == 200
+    assert httpx.get(slow.url + "/readyz").status_code == 200
+    assert speak(slow, timeout=120).status_code == 200
+    assert 'tts_rejected_requests_total{reason="queue_full"}' in httpx.get(slow.url + "/metrics").text
+
+
+@pytest.mark.parametrize("variant, failing_check", [("silent", "silence_share"), ("nan", "finite")])
+def test_broken_audio_never_becomes_ready(start_server, variant, failing_check):
+    broken = start_server(f"v1.3.0-{variant}", wait="listening", TTS_UI="0")
+    broken._poll(lambda r: r is not None and "failed" in r.json()["reason"], 60, "report the failed warm-up")
+    ready = httpx.get(broken.url + "/readyz")
+    assert ready.status_code == 503 and failing_check in ready.json()["reason"]
+    assert httpx.get(broken.url + "/healthz").status_code == 200
+    refused = speak(broken)
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "not_ready"
+
+
+def test_inputs_the_engine_fails_on_are_server_errors_and_serving_goes_on(start_server):
+    flaky = start_server("v1.3.0-flaky", TTS_UI="0")
+    responses = [speak(flaky, input=f"Request number {i}.") for i in range(20)]
+    failed = [r for r in responses if r.status_code == 500]
+    assert failed and len(failed) < 20
+    assert all(r.json()["error"]["code"] == "engine_error" for r in failed)
+    assert all(decode(r.content)[1] == 44_100 for r in responses if r.status_code == 200)
+
+
+def run_server_until_exit(model_dir: Path) -> subprocess.CompletedProcess:
+    env = {"MODEL_DIR": str(model_dir), "PORT": str(free_port()), "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "service"], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_missing_or_corrupt_model_stops_the_server_naming_the_file(tmp_path, model_dirs):
+    import shutil
+
+    missing = run_server_until_exit(tmp_path / "nowhere")
+    assert missing.returncode == 2 and f"{tmp_path / 'nowhere'} does not exist" in missing.stderr
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(model_dirs["v1.3.0"], corrupt)
+    with open(corrupt / "weights.safetensors", "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\x00\x00\x00\x00")
+    result = run_server_until_exit(corrupt)
+    assert result.returncode == 2
+    assert f"{corrupt / 'weights.safetensors'}: sha256 mismatch" in result.stderr
+    (corrupt / "weights.safetensors").unlink()
+    result = run_server_until_exit(corrupt)
+    assert result.returncode == 2 and "weights.safetensors: file listed in the manifest is missing" in result.stderr
