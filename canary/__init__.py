@@ -1,0 +1,1 @@
+"""The rollout controller and the `rollout` command line."""
