@@ -75,7 +75,7 @@ def read_manifest(directory: Path | str) -> ModelManifest:
             raise ModelDirError(f"{manifest_path}: file name {name!r} must stay inside the model directory")
     if not isinstance(data["sample_rate"], int) or data["sample_rate"] <= 0:
         raise ModelDirError(f"{manifest_path}: field 'sample_rate' must be a positive integer")
-    if not VERSION_PATTERN.match(str(data["version"])):
+    if not VERSION_PATTERN.fullmatch(str(data["version"])):
         raise ModelDirError(f"{manifest_path}: field 'version' {data['version']!r} is not a version like v1.3.0")
     voices = data.get("voices") or ["default"]
     return ModelManifest(
