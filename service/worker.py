@@ -27,6 +27,7 @@ class InferenceWorker:
         self.max_queue = max_queue
         self._jobs: queue.Queue[tuple[Future, Callable[[], Any]] | None] = queue.Queue(maxsize=max_queue)
         self._busy = threading.Event()
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -39,6 +40,8 @@ class InferenceWorker:
         return self._busy.is_set()
 
     def submit(self, fn: Callable[[], T]) -> Future[T]:
+        if self._stopped:
+            raise RuntimeError("inference worker is stopped")
         future: Future[T] = Future()
         try:
             self._jobs.put_nowait((future, fn))
@@ -47,6 +50,7 @@ class InferenceWorker:
         return future
 
     def stop(self, timeout: float = 5.0) -> None:
+        self._stopped = True
         try:
             self._jobs.put(None, timeout=timeout)
         except queue.Full:

@@ -1,0 +1,8 @@
+#!/bin/sh
+# Serves SSH in the foreground; nginx runs as a daemon (Debian's default config until
+# the nginx_lb role templates ours). No init system: the role reloads nginx itself.
+set -eu
+printf '%s\n' "${SANDBOX_AUTHORIZED_KEY:?}" > /root/.ssh/authorized_keys
+chmod 600 /root/.ssh/authorized_keys
+nginx
+exec /usr/sbin/sshd -D -e
