@@ -10,12 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from canary import images, local_container
+from canary import images, local_container, registry, sandbox
+from canary.inventory import InventoryError, load_fleet
 from models.recipe import RecipeError
 from models.recipe import build as build_model
 from models.releases import RELEASES, VARIANTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SANDBOX_INVENTORY = REPO_ROOT / "inventory" / "sandbox"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
@@ -30,13 +32,77 @@ def cmd_model_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _push_registry(args: argparse.Namespace) -> str | None:
+    """--registry, else the inventory's push address when that inventory exists."""
+    if args.registry:
+        return args.registry
+    inventory = Path(args.inventory)
+    return load_fleet(inventory).registry_push if (inventory / "hosts.yml").exists() or inventory.is_file() else None
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     model_dir = REPO_ROOT / "build" / "models" / args.version
     if not model_dir.exists() and args.version in RELEASES:
         build_model(args.version, model_dir.parent)  # demo releases are rebuilt from their recipe
-    tag = image_tag(args.version, args.registry)
+    tag = image_tag(args.version, None)
     image_id = images.build_image(REPO_ROOT, args.version, tag, args.base_image, images.git_revision(REPO_ROOT))
-    print(f"{tag}\t{image_id}")
+    tags = [tag]
+    push_registry = _push_registry(args)
+    if push_registry:
+        tags.append(image_tag(args.version, push_registry))
+        images.tag_image(tag, tags[-1])
+    print(f"{image_id}\t{' '.join(tags)}")
+    return EXIT_OK
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    push_registry = _push_registry(args)
+    if not push_registry:
+        raise images.ImageBuildError("no registry: pass --registry HOST:PORT or an inventory with tts_registry_push")
+    target = image_tag(args.version, push_registry)
+    digest = images.push_image(image_tag(args.version, None), target)
+    print(f"{target}\t{digest}")
+    return EXIT_OK
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    push_registry = _push_registry(args)
+    if not push_registry:
+        raise images.ImageBuildError("no registry: pass --registry HOST:PORT or an inventory with tts_registry_push")
+    versions = registry.list_versions(push_registry, "tts")
+    for item in versions:
+        print(f"{item.version}\t{item.digest}")
+    if not versions:
+        print(f"no versions in {push_registry}/tts")
+    return EXIT_OK
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    if args.sandbox_command == "up":
+        spec = sandbox.SandboxSpec(hosts=args.hosts)
+        for name, what in sandbox.up(spec, SANDBOX_INVENTORY, REPO_ROOT).items():
+            print(f"{name:<20} {what}")
+        print(f"inventory: {SANDBOX_INVENTORY / 'hosts.yml'}\nload balancer: http://127.0.0.1:{spec.http_port}")
+    elif args.sandbox_command == "down":
+        removed = sandbox.down(SANDBOX_INVENTORY, remove_images=args.images)
+        print("\n".join(f"removed {r}" for r in removed) or "nothing to remove")
+    else:
+        spec = sandbox.load_spec(SANDBOX_INVENTORY)
+        if spec is None:
+            print("no sandbox (run `rollout sandbox up`)")
+            return EXIT_ERROR
+        for row in sandbox.status(spec):
+            print(f"{row['name']:<18} {row['role']:<9} {row['state']:<8} {row['runs']}")
+    return EXIT_OK
+
+
+def cmd_inventory_check(args: argparse.Namespace) -> int:
+    fleet = load_fleet(Path(args.inventory))
+    print(f"inventory {fleet.source}: ok")
+    for node in fleet.nodes:
+        print(f"  {node.name:<10} {node.upstream:<24} gpus={node.gpu_count} "
+              f"{'canary-eligible' if node.canary_eligible else ''}")
+    print(f"  lb: {', '.join(fleet.lbs)}   registry: {fleet.registry}   steps: {list(fleet.policy.steps)}")
     return EXIT_OK
 
 
@@ -77,10 +143,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="build the service image for a model version")
     b.add_argument("version")
-    b.add_argument("--registry", help="registry host:port to prefix the tag with")
+    b.add_argument("--registry", help="registry host:port to also tag for (default: the inventory's)")
+    b.add_argument("-i", "--inventory", default=str(SANDBOX_INVENTORY))
     b.add_argument("--base-image", default=images.DEFAULT_BASE_IMAGE,
                    help="base image (default: the locally made Debian image; production: a CUDA PyTorch image)")
     b.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("publish", help="push a built version's image to the registry")
+    p.add_argument("version")
+    p.add_argument("--registry", help="registry host:port (default: the inventory's tts_registry_push)")
+    p.add_argument("-i", "--inventory", default=str(SANDBOX_INVENTORY))
+    p.set_defaults(func=cmd_publish)
+
+    im = sub.add_parser("images", help="list the versions in the registry")
+    im.add_argument("--registry")
+    im.add_argument("-i", "--inventory", default=str(SANDBOX_INVENTORY))
+    im.set_defaults(func=cmd_images)
+
+    sb = sub.add_parser("sandbox", help="the local sandbox fleet").add_subparsers(dest="sandbox_command",
+                                                                                 required=True)
+    sb_up = sb.add_parser("up", help="create or reconcile the sandbox (idempotent)")
+    sb_up.add_argument("--hosts", type=int, default=3, choices=range(2, 17), metavar="N")
+    sb_down = sb.add_parser("down", help="remove exactly what `up` created")
+    sb_down.add_argument("--images", action="store_true", help="also remove the sandbox images")
+    sb.add_parser("status", help="each sandbox host and what it runs")
+    for parser_ in (sb_up, sb_down, sb.choices["status"]):
+        parser_.set_defaults(func=cmd_sandbox)
+
+    inv = sub.add_parser("inventory", help="inventory tools").add_subparsers(dest="inventory_command", required=True)
+    ic = inv.add_parser("check", help="validate an inventory and name each mistake")
+    ic.add_argument("-i", "--inventory", default=str(SANDBOX_INVENTORY))
+    ic.set_defaults(func=cmd_inventory_check)
 
     r = sub.add_parser("run", help="run a version's image on the local Docker engine, hardened")
     r.add_argument("version")
@@ -99,7 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (images.ImageBuildError, local_container.ContainerError, RecipeError) as exc:
+    except InventoryError as exc:
+        print(f"error: inventory {exc.source}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    except (images.ImageBuildError, local_container.ContainerError, RecipeError, registry.RegistryError,
+            sandbox.SandboxError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
 

@@ -173,3 +173,22 @@ def build_image(repo_root: Path, version: str, tag: str, base_image: str = DEFAU
         env.setdefault("DOCKER_BUILDKIT", "0")  # docker.io 20.10 here has no buildx
         _stream([*cmd, str(repo_root)], f"docker build of {tag}", env=env)
         return iidfile.read_text().strip()
+
+
+def tag_image(source: str, target: str) -> None:
+    result = subprocess.run(["docker", "tag", source, target], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ImageBuildError(f"cannot tag {source} as {target}: {result.stderr.strip()}")
+
+
+def push_image(local_tag: str, target: str) -> str:
+    """Tag `local_tag` as `target` and push it; returns the pushed manifest digest."""
+    if subprocess.run(["docker", "image", "inspect", local_tag], capture_output=True).returncode != 0:
+        version = local_tag.rsplit(":", 1)[-1]
+        raise ImageBuildError(f"image {local_tag} is not built here (run: rollout build {version})")
+    tag_image(local_tag, target)
+    result = subprocess.run(["docker", "push", target], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ImageBuildError(f"docker push {target} failed: {result.stderr.strip()[-500:]}")
+    match = re.search(r"digest: (sha256:[0-9a-f]{64})", result.stdout)
+    return match.group(1) if match else ""

@@ -1,0 +1,153 @@
+"""The operator's inventory, read the way Ansible reads it, and checked before anything acts.
+
+`ansible-inventory --list` does the parsing (YAML or INI, group_vars, host_vars), so
+the controller sees exactly what the playbooks will see. `check_fleet` then names each
+mistake: unknown keys in our namespaces, duplicate addresses, a missing LB group, no
+canary-eligible host, a bad policy value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from canary.policy import Policy, PolicyError, parse_policy
+
+NODE_GROUP, LB_GROUP = "tts_nodes", "lb"
+KNOWN_HOST_VARS = ("tts_upstream_address", "tts_gpu_count", "tts_gpu_type", "tts_canary_eligible")
+KNOWN_GLOBAL_VARS = ("tts_registry", "tts_registry_push", "tts_image_repository", "tts_registry_username",
+                     "tts_registry_password", "rollout_policy", "lb_public_url")
+OUR_PREFIXES = ("tts_", "rollout_")
+
+
+class InventoryError(ValueError):
+    def __init__(self, source: Path, problems: list[str]) -> None:
+        super().__init__(f"inventory {source}: " + "; ".join(problems))
+        self.source, self.problems = source, problems
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    upstream: str  # host:port as the LB reaches it
+    gpu_count: int
+    gpu_type: str
+    canary_eligible: bool
+    ssh: str  # ansible_host:ansible_port, for messages
+
+
+@dataclass(frozen=True)
+class Fleet:
+    source: Path
+    nodes: tuple[Node, ...]
+    lbs: tuple[str, ...]
+    registry: str
+    registry_push: str
+    repository: str
+    policy: Policy
+    lb_public_url: str = ""
+    hostvars: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+    def image(self, version: str, for_push: bool = False) -> str:
+        return f"{self.registry_push if for_push else self.registry}/{self.repository}:{version}"
+
+
+def ansible_inventory_list(source: Path) -> dict[str, Any]:
+    binary = Path(sys.executable).with_name("ansible-inventory")
+    cmd = [str(binary) if binary.exists() else "ansible-inventory", "-i", str(source), "--list"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0 or "[WARNING]: Unable to parse" in result.stderr:
+        detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        raise InventoryError(source, [f"ansible-inventory cannot parse it: {' '.join(detail[-3:])}"])
+    return json.loads(result.stdout)
+
+
+def _group_hosts(data: dict[str, Any], group: str) -> list[str]:
+    hosts = list(data.get(group, {}).get("hosts", []))
+    for child in data.get(group, {}).get("children", []):
+        hosts += [h for h in _group_hosts(data, child) if h not in hosts]
+    return hosts
+
+
+def _unknown(key: str, known: tuple[str, ...], where: str) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f"{where}: unknown key {key}" + (f" (did you mean {close[0]}?)" if close else "")
+
+
+def load_fleet(source: Path | str, policy_overrides: dict[str, Any] | None = None) -> Fleet:
+    """Read and check the inventory at `source`; raise InventoryError listing every problem."""
+    source = Path(source)
+    if not source.exists():
+        raise InventoryError(source, ["does not exist (for the sandbox, run `rollout sandbox up` first)"])
+    data = ansible_inventory_list(source)
+    hostvars: dict[str, dict[str, Any]] = data.get("_meta", {}).get("hostvars", {})
+    return check_fleet(source, data, hostvars, policy_overrides)
+
+
+def check_fleet(source: Path, data: dict[str, Any], hostvars: dict[str, dict[str, Any]],
+                policy_overrides: dict[str, Any] | None = None) -> Fleet:
+    """Pure: build the Fleet from `ansible-inventory --list` output, or name every mistake."""
+    problems: list[str] = []
+    node_names, lbs = _group_hosts(data, NODE_GROUP), _group_hosts(data, LB_GROUP)
+    if not node_names:
+        problems.append(f"no hosts in group '{NODE_GROUP}'")
+    if not lbs:
+        problems.append(f"no hosts in group '{LB_GROUP}' (the load balancer)")
+    known = KNOWN_HOST_VARS + KNOWN_GLOBAL_VARS
+    for host, hv in sorted(hostvars.items()):
+        for key in hv:
+            if key.startswith(OUR_PREFIXES) and key not in known:
+                problems.append(_unknown(key, known, f"host {host}"))
+    nodes, seen_upstream, seen_ssh = [], {}, {}
+    for name in node_names:
+        hv = hostvars.get(name, {})
+        upstream = hv.get("tts_upstream_address") or f"{hv.get('ansible_host', name)}:6006"
+        ssh = f"{hv.get('ansible_host', name)}:{hv.get('ansible_port', 22)}"
+        for address, seen, what in ((upstream, seen_upstream, "upstream address"), (ssh, seen_ssh, "SSH address")):
+            if address in seen:
+                problems.append(f"host {name}: duplicate {what} {address} (also host {seen[address]})")
+            seen[address] = name
+        gpus = hv.get("tts_gpu_count", 0)
+        if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+            problems.append(f"host {name}: tts_gpu_count must be a non-negative integer, got {gpus!r}")
+            gpus = 0
+        eligible = hv.get("tts_canary_eligible", False)
+        if not isinstance(eligible, bool):
+            problems.append(f"host {name}: tts_canary_eligible must be true or false, got {eligible!r}")
+            eligible = False
+        nodes.append(Node(name, upstream, gpus, str(hv.get("tts_gpu_type", "")), eligible, ssh))
+    if nodes and not any(n.canary_eligible for n in nodes):
+        problems.append("no canary-eligible host (set tts_canary_eligible: true on at least one tts_nodes host)")
+    common = hostvars.get(node_names[0], {}) if node_names else {}
+    registry = common.get("tts_registry")
+    if not registry:
+        problems.append("tts_registry is not set (the registry address as the hosts see it)")
+    policy = Policy()
+    try:
+        policy = parse_policy(common.get("rollout_policy"))
+        if policy_overrides:
+            policy = parse_policy(policy_overrides, base=policy)
+    except PolicyError as exc:
+        problems += exc.problems
+    by_name = {n.name: n for n in nodes}
+    for host in policy.canary_hosts:
+        if host not in by_name:
+            problems.append(f"rollout_policy.canary_hosts: {host} is not a host of group '{NODE_GROUP}'")
+        elif not by_name[host].canary_eligible:
+            problems.append(f"rollout_policy.canary_hosts: {host} is not canary-eligible")
+    if nodes and len(nodes) - max(len(policy.canary_hosts), 1) < 1:
+        problems.append(f"need at least one stable host besides the canary; group '{NODE_GROUP}' has {len(nodes)}")
+    if problems:
+        raise InventoryError(source, problems)
+    return Fleet(source=source, nodes=tuple(nodes), lbs=tuple(lbs), registry=str(registry),
+                 registry_push=str(common.get("tts_registry_push") or registry),
+                 repository=str(common.get("tts_image_repository") or "tts"), policy=policy,
+                 lb_public_url=str(common.get("lb_public_url") or ""), hostvars=hostvars)

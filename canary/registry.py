@@ -1,0 +1,77 @@
+"""Read-only client of a Docker registry (HTTP API v2): which versions exist, and their digests."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+])
+_SEMVER = re.compile(r"^v(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?$")
+
+
+class RegistryError(RuntimeError):
+    """The registry could not be reached or answered an error; names the registry."""
+
+
+@dataclass(frozen=True)
+class ImageVersion:
+    version: str
+    digest: str
+
+
+def version_key(version: str) -> tuple:
+    """Sort key for v1.2.3 / v1.2.3-rc.1 tags; a pre-release sorts before its release."""
+    match = _SEMVER.match(version)
+    if not match:
+        return (1, version)
+    major, minor, patch, pre = match.groups()
+    return (0, int(major), int(minor), int(patch), pre is None, pre or "")
+
+
+def registry_url(registry: str) -> str:
+    """`host:port` means plain HTTP only on loopback or in the sandbox network; anything
+    else is HTTPS unless the address carries its scheme (`http://registry:5000`)."""
+    if "://" in registry:
+        return registry.rstrip("/")
+    host = registry.split(":")[0]
+    plain = host in ("localhost", "127.0.0.1") or host.endswith("-registry")
+    return f"{'http' if plain else 'https'}://{registry}"
+
+
+def _request(url: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, method=method, headers={"Accept": MANIFEST_TYPES})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise RegistryError(f"registry {url.split('/v2/')[0]} is unreachable: {exc}") from exc
+
+
+def tag_digest(registry: str, repository: str, tag: str) -> str | None:
+    """The manifest digest of repository:tag, or None when the tag does not exist."""
+    status, headers, _ = _request(f"{registry_url(registry)}/v2/{repository}/manifests/{tag}", "HEAD")
+    if status == 404:
+        return None
+    if status != 200:
+        raise RegistryError(f"registry {registry}: HEAD {repository}:{tag} answered {status}")
+    return headers.get("Docker-Content-Digest") or headers.get("docker-content-digest")
+
+
+def list_versions(registry: str, repository: str) -> list[ImageVersion]:
+    status, _, body = _request(f"{registry_url(registry)}/v2/{repository}/tags/list")
+    if status == 404:
+        return []
+    if status != 200:
+        raise RegistryError(f"registry {registry}: listing {repository} answered {status}")
+    tags = json.loads(body).get("tags") or []
+    return [ImageVersion(tag, tag_digest(registry, repository, tag) or "") for tag in sorted(tags, key=version_key)]

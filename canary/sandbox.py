@@ -1,0 +1,312 @@
+"""The sandbox fleet: a registry, N GPU-host stand-ins and an nginx LB host on local Docker.
+
+Each GPU-host stand-in is a container with sshd and its own Docker engine; the LB host
+runs sshd and nginx. The controller reaches them only over SSH, with the same
+playbooks as production, through `inventory/sandbox/` which `up` writes.
+
+`up` is idempotent: containers that exist with the expected configuration are left
+alone (their config hash is a label). `down` removes exactly what `up` created:
+the containers, volumes and network carrying the sandbox label, the SSH key and the
+generated inventory. The sandbox images stay as a build cache (`down --images`
+removes them too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from canary import images
+
+LABEL = "io.voxfleet.sandbox"
+CONFIG_LABEL = "io.voxfleet.sandbox.config"
+DOCKER_DIR = Path(__file__).resolve().parents[1] / "docker" / "sandbox"
+# Flags that let a container run its own Docker engine on this kind of machine
+# (--privileged is refused here: one capability is missing from the bounding set).
+DIND_FLAGS = [
+    "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+    "--security-opt", "systempaths=unconfined", "--device-cgroup-rule", "a *:* rwm",
+    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--cgroupns", "host",
+]
+
+
+class SandboxError(RuntimeError):
+    """A sandbox step failed; the message names the container or file."""
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    hosts: int = 3
+    prefix: str = "voxfleet"
+    registry_port: int = 15000  # published on 127.0.0.1 for `rollout publish`
+    http_port: int = 18080  # the LB's port 80, published on 127.0.0.1
+    ssh_base_port: int = 22200  # LB on base, node i on base + i
+
+    @property
+    def network(self) -> str:
+        return f"{self.prefix}-sandbox"
+
+    @property
+    def registry(self) -> str:
+        return f"{self.prefix}-registry"
+
+    @property
+    def lb(self) -> str:
+        return f"{self.prefix}-lb"
+
+    def node(self, i: int) -> str:
+        return f"{self.prefix}-node{i}"
+
+    @property
+    def nodes(self) -> list[str]:
+        return [self.node(i) for i in range(1, self.hosts + 1)]
+
+
+@dataclass(frozen=True)
+class ContainerPlan:
+    name: str
+    image: str
+    args: tuple[str, ...]
+
+    @property
+    def config_hash(self) -> str:
+        return hashlib.sha256(json.dumps([self.image, self.args]).encode()).hexdigest()[:16]
+
+
+def _docker(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise SandboxError(f"docker {' '.join(args[:3])}…: {result.stderr.strip()}")
+    return result
+
+
+def sandbox_image(kind: str) -> str:
+    """voxfleet/sandbox-<kind>:<hash of its Dockerfile and entrypoint>, built when missing."""
+    files = sorted(DOCKER_DIR.glob(f"{kind}*"))
+    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in files)).hexdigest()[:12]
+    tag = f"voxfleet/sandbox-{kind}:{digest}"
+    if _docker("image", "inspect", tag).returncode != 0:
+        print(f"building {tag}", flush=True)
+        result = subprocess.run(
+            ["docker", "build", "-q", "-f", str(DOCKER_DIR / f"{kind}.Dockerfile"), "-t", tag,
+             "--label", f"{LABEL}=image", str(DOCKER_DIR)],
+            capture_output=True, text=True, env=dict(os.environ, DOCKER_BUILDKIT="0"))
+        if result.returncode != 0:
+            raise SandboxError(f"building {tag} failed:\n{result.stderr[-2000:]}")
+    return tag
+
+
+def _private(inventory_dir: Path) -> Path:
+    """Where the SSH key and the sandbox state live: a hidden folder Ansible does not parse."""
+    return inventory_dir / ".sandbox"
+
+
+def _ensure_key(inventory_dir: Path) -> str:
+    key = _private(inventory_dir) / "id_ed25519"
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "voxfleet-sandbox", "-f", str(key)],
+                       check=True)
+    return key.with_suffix(".pub").read_text().strip()
+
+
+def plan_containers(spec: SandboxSpec, public_key: str) -> list[ContainerPlan]:
+    common = ("--network", spec.network, "--label", f"{LABEL}={spec.prefix}", "--restart", "unless-stopped")
+    registry_env = ("-e", f"SANDBOX_REGISTRY={spec.registry}:5000", "-e", f"SANDBOX_AUTHORIZED_KEY={public_key}")
+    plans = [ContainerPlan(spec.registry, sandbox_image("registry"), common + (
+        "-v", f"{spec.registry}-data:/var/lib/docker-registry",
+        "-p", f"127.0.0.1:{spec.registry_port}:5000"))]
+    plans.append(ContainerPlan(spec.lb, sandbox_image("lb"), common + registry_env + (
+        "--hostname", "lb1", "-p", f"127.0.0.1:{spec.ssh_base_port}:22", "-p", f"127.0.0.1:{spec.http_port}:80")))
+    node_image = sandbox_image("node")
+    for i, name in enumerate(spec.nodes, start=1):
+        plans.append(ContainerPlan(name, node_image, common + registry_env + tuple(DIND_FLAGS) + (
+            "--hostname", f"node{i}", "-v", f"{name}-docker:/var/lib/docker",
+            "-p", f"127.0.0.1:{spec.ssh_base_port + i}:22")))
+    return plans
+
+
+def _labels(name: str) -> dict[str, str] | None:
+    result = _docker("inspect", "--format", "{{json .Config.Labels}}|{{.State.Running}}", name)
+    if result.returncode != 0:
+        return None
+    labels, running = result.stdout.strip().rsplit("|", 1)
+    out = json.loads(labels) or {}
+    out["__running"] = running
+    return out
+
+
+def _ensure_volume(name: str, prefix: str) -> None:
+    if _docker("volume", "inspect", name).returncode != 0:
+        _docker("volume", "create", "--label", f"{LABEL}={prefix}", name, check=True)
+
+
+def _ensure_container(plan: ContainerPlan) -> str:
+    labels = _labels(plan.name)
+    if labels is not None and labels.get(CONFIG_LABEL) == plan.config_hash:
+        if labels["__running"] != "true":
+            _docker("start", plan.name, check=True)
+            return "started"
+        return "unchanged"
+    if labels is not None:
+        if LABEL not in labels:
+            raise SandboxError(f"container {plan.name} exists but was not made by the sandbox; remove or rename it")
+        _docker("rm", "-f", plan.name, check=True)
+    _docker("run", "-d", "--name", plan.name, "--label", f"{CONFIG_LABEL}={plan.config_hash}",
+            *plan.args, plan.image, check=True)
+    return "created" if labels is None else "recreated"
+
+
+def _wait_ssh(port: int, name: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                if sock.recv(64).startswith(b"SSH-"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SandboxError(f"{name}: sshd did not answer on 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+def _wait_node_engine(name: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _docker("exec", name, "docker", "info").returncode == 0:
+            return
+        time.sleep(1.0)
+    log = _docker("exec", name, "tail", "-20", "/var/log/dockerd.log").stdout
+    raise SandboxError(f"{name}: its Docker engine did not start within {timeout:.0f}s:\n{log}")
+
+
+def inventory_document(spec: SandboxSpec) -> dict:
+    nodes = {
+        f"node{i}": {
+            "ansible_host": "127.0.0.1", "ansible_port": spec.ssh_base_port + i,
+            "tts_upstream_address": f"{spec.node(i)}:6006",
+            "tts_gpu_count": 0, "tts_gpu_type": "none (sandbox)", "tts_canary_eligible": True,
+            "sandbox_container": spec.node(i),
+        }
+        for i in range(1, spec.hosts + 1)
+    }
+    return {"all": {
+        "vars": {
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": "{{ inventory_dir }}/.sandbox/id_ed25519",
+            "ansible_python_interpreter": "/usr/bin/python3",
+            "tts_registry": f"{spec.registry}:5000",
+            "tts_registry_push": f"127.0.0.1:{spec.registry_port}",
+            "tts_image_repository": "tts",
+            "lb_public_url": f"http://127.0.0.1:{spec.http_port}",
+        },
+        "children": {
+            "tts_nodes": {"hosts": nodes},
+            "lb": {"hosts": {"lb1": {"ansible_host": "127.0.0.1", "ansible_port": spec.ssh_base_port,
+                                     "sandbox_container": spec.lb, "sandbox_http_port": spec.http_port}}},
+        },
+    }}
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    if path.exists() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return True
+
+
+def write_inventory(spec: SandboxSpec, inventory_dir: Path) -> bool:
+    header = "# Written by `rollout sandbox up`; regenerated on every run, ignored by git.\n"
+    body = yaml.safe_dump(inventory_document(spec), sort_keys=False)
+    changed = _write_if_changed(inventory_dir / "hosts.yml", header + body)
+    state = json.dumps(asdict(spec), indent=2) + "\n"
+    return _write_if_changed(_private(inventory_dir) / "state.json", state) or changed
+
+
+def up(spec: SandboxSpec, inventory_dir: Path, repo_root: Path) -> dict[str, str]:
+    """Bring the sandbox to `spec`; returns container name -> what happened."""
+    images.ensure_base_image(repo_root)
+    public_key = _ensure_key(inventory_dir)
+    if _docker("network", "inspect", spec.network).returncode != 0:
+        _docker("network", "create", "--label", f"{LABEL}={spec.prefix}", spec.network, check=True)
+    for volume in [f"{spec.registry}-data", *(f"{node}-docker" for node in spec.nodes)]:
+        _ensure_volume(volume, spec.prefix)
+    outcome = {plan.name: _ensure_container(plan) for plan in plan_containers(spec, public_key)}
+    for name in _sandbox_containers(spec.prefix):
+        if name not in outcome and name.startswith(f"{spec.prefix}-node"):
+            _remove_node(name)  # fewer --hosts than before
+            outcome[name] = "removed"
+    _wait_ssh(spec.ssh_base_port, spec.lb)
+    for i, name in enumerate(spec.nodes, start=1):
+        _wait_ssh(spec.ssh_base_port + i, name)
+        _wait_node_engine(name)
+    outcome["inventory"] = "written" if write_inventory(spec, inventory_dir) else "unchanged"
+    return outcome
+
+
+def _sandbox_containers(prefix: str) -> list[str]:
+    result = _docker("ps", "-a", "--filter", f"label={LABEL}={prefix}", "--format", "{{.Names}}", check=True)
+    return sorted(result.stdout.split())
+
+
+def _remove_node(name: str) -> None:
+    _docker("rm", "-f", "-v", name, check=True)
+    _docker("volume", "rm", f"{name}-docker")
+
+
+def down(inventory_dir: Path, prefix: str = "voxfleet", remove_images: bool = False) -> list[str]:
+    removed = []
+    for name in _sandbox_containers(prefix):
+        _docker("rm", "-f", "-v", name, check=True)
+        removed.append(name)
+    for volume in _docker("volume", "ls", "-q", "--filter", f"label={LABEL}={prefix}").stdout.split():
+        if _docker("volume", "rm", volume).returncode == 0:
+            removed.append(f"volume {volume}")
+    if _docker("network", "rm", f"{prefix}-sandbox").returncode == 0:
+        removed.append(f"network {prefix}-sandbox")
+    if (inventory_dir / "hosts.yml").exists():
+        (inventory_dir / "hosts.yml").unlink()
+        removed.append(str(inventory_dir / "hosts.yml"))
+    if _private(inventory_dir).exists():
+        shutil.rmtree(_private(inventory_dir))
+        removed.append(f"{_private(inventory_dir)} (SSH key, state)")
+    if remove_images:
+        for image in _docker("images", "-q", "--filter", f"label={LABEL}=image").stdout.split():
+            _docker("rmi", "-f", image)
+            removed.append(f"image {image}")
+    return removed
+
+
+def load_spec(inventory_dir: Path) -> SandboxSpec | None:
+    state = _private(inventory_dir) / "state.json"
+    return SandboxSpec(**json.loads(state.read_text())) if state.exists() else None
+
+
+def status(spec: SandboxSpec) -> list[dict[str, str]]:
+    """One row per sandbox container: name, role, state, and what a node runs."""
+    rows = []
+    for name in [spec.registry, spec.lb, *spec.nodes]:
+        state = _docker("inspect", "--format", "{{.State.Status}}", name)
+        row = {"name": name, "state": state.stdout.strip() if state.returncode == 0 else "missing",
+               "role": "registry" if name == spec.registry else "lb" if name == spec.lb else "gpu-host",
+               "runs": ""}
+        if row["role"] == "gpu-host" and row["state"] == "running":
+            inner = _docker("exec", name, "docker", "ps", "-a", "--format", "{{.Image}} ({{.Status}})")
+            row["runs"] = ", ".join(inner.stdout.split("\n")).strip(", ") or "nothing"
+        elif row["role"] == "lb":
+            row["runs"] = f"nginx on http://127.0.0.1:{spec.http_port}"
+        elif row["role"] == "registry":
+            row["runs"] = f"registry on 127.0.0.1:{spec.registry_port}"
+        rows.append(row)
+    return rows
