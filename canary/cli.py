@@ -11,7 +11,11 @@ import sys
 from pathlib import Path
 
 from canary import images, local_container, registry, sandbox
+from canary.fleet import FleetError
 from canary.inventory import InventoryError, load_fleet
+from canary.rollout import commands as rollout_commands
+from canary.rollout.controller import RolloutError
+from canary.store import StoreError
 from models.recipe import RecipeError
 from models.recipe import build as build_model
 from models.releases import RELEASES, VARIANTS
@@ -175,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     ic.add_argument("-i", "--inventory", default=str(SANDBOX_INVENTORY))
     ic.set_defaults(func=cmd_inventory_check)
 
+    rollout_commands.register(sub, str(SANDBOX_INVENTORY))
+
     r = sub.add_parser("run", help="run a version's image on the local Docker engine, hardened")
     r.add_argument("version")
     r.add_argument("--registry")
@@ -198,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_ERROR
     except (images.ImageBuildError, local_container.ContainerError, RecipeError, registry.RegistryError,
-            sandbox.SandboxError) as exc:
+            sandbox.SandboxError, RolloutError, StoreError, FleetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
 

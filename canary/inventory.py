@@ -138,12 +138,14 @@ def check_fleet(source: Path, data: dict[str, Any], hostvars: dict[str, dict[str
     except PolicyError as exc:
         problems += exc.problems
     by_name = {n.name: n for n in nodes}
-    for host in policy.canary_hosts:
+    raw_canaries = (common.get("rollout_policy") or {}).get("canary_hosts")
+    canary_hosts = policy.canary_hosts or (tuple(raw_canaries) if isinstance(raw_canaries, list) else ())
+    for host in canary_hosts:
         if host not in by_name:
             problems.append(f"rollout_policy.canary_hosts: {host} is not a host of group '{NODE_GROUP}'")
         elif not by_name[host].canary_eligible:
             problems.append(f"rollout_policy.canary_hosts: {host} is not canary-eligible")
-    if nodes and len(nodes) - max(len(policy.canary_hosts), 1) < 1:
+    if nodes and len(nodes) - max(len(canary_hosts), 1) < 1:
         problems.append(f"need at least one stable host besides the canary; group '{NODE_GROUP}' has {len(nodes)}")
     if problems:
         raise InventoryError(source, problems)

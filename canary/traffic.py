@@ -10,9 +10,10 @@ the canary servers are marked `down`, at 100% the stable servers become `backup`
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from math import gcd
-from typing import Iterable, Literal
+from typing import Literal
 
 Role = Literal["canary", "stable"]
 State = Literal["up", "down", "backup"]
@@ -54,7 +55,7 @@ def split_weights(canary: list[str], stable: list[str], canary_percent: int) -> 
     upstream_servers() turns that into `down` / `backup`.
     """
     if isinstance(canary_percent, bool) or not isinstance(canary_percent, int):
-        raise ValueError(f"canary_percent must be an int, got {canary_percent!r}")
+        raise ValueError(f"canary_percent must be an int, got {canary_percent!r}")  # noqa: TRY004 (one error type)
     if not 0 <= canary_percent <= 100:
         raise ValueError(f"canary_percent must be within 0..100, got {canary_percent}")
     _check_addresses(canary, stable)

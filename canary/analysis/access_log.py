@@ -1,0 +1,228 @@
+"""Parse the LB's nginx JSON access log (`log_format tts_json escape=json`) into attempts.
+
+One log line is one client request. nginx lists every upstream attempt in
+`upstream_addr` / `upstream_status` / `upstream_response_time`, comma separated
+("10.0.0.2:6006, 10.0.0.3:6006" / "502, 200" / "0.012, 0.250"), with " : " where the
+request moved to another upstream group. Errors are judged per attempt, so a canary
+attempt that failed counts against the canary even when the retry on stable gave the
+client a 200.
+
+Pure: no file access. The controller reads bytes from the log itself and uses
+LogCursor / split_complete to resume where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+API_PREFIX = "/v1/"
+# nginx's separators between attempts: ", " within an upstream group, " : " between groups.
+_ATTEMPT_SEP = re.compile(r"\s*,\s*|\s+:\s+")
+_NONE = ("", "-")
+CLIENT_CLOSED = 499  # nginx's status when the client went away before the response
+
+
+class MalformedLine(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of one request against one upstream server."""
+
+    request_id: str
+    time: datetime
+    address: str
+    status: int | None  # None: nginx logged "-" (no response status)
+    response_time_s: float | None  # None: nginx logged "-"
+    is_error: bool  # 5xx, or no response at all (connection failure, timeout)
+    is_last: bool  # the attempt whose answer the client got
+    uri: str
+    shed: bool = False  # 429: the server shed load (queue full); not an error
+
+    @property
+    def is_success(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class Request:
+    """One access-log line: what the client asked for and saw, and every upstream attempt."""
+
+    request_id: str
+    time: datetime
+    status: int
+    attempts: tuple[Attempt, ...]
+    client_error: bool  # the client saw a failure: final status >= 500
+    uri: str = ""
+    method: str = ""
+    request_time_s: float | None = None
+    version: str | None = None  # X-Model-Version of the last attempt's response
+
+
+def _split(field: str) -> list[str]:
+    field = field.strip()
+    return [] if not field else _ATTEMPT_SEP.split(field)
+
+
+def _status(token: str) -> int | None:
+    if token in _NONE:
+        return None
+    if not (token.isascii() and token.isdigit()):
+        raise MalformedLine(f"bad upstream status {token!r}")
+    return int(token)
+
+
+def _seconds(token: str) -> float | None:
+    if token in _NONE:
+        return None
+    try:
+        value = float(token)
+    except ValueError:
+        raise MalformedLine(f"bad upstream response time {token!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise MalformedLine(f"bad upstream response time {token!r}")
+    return value
+
+
+def _text(obj: dict, key: str, required: bool = True) -> str:
+    value = obj.get(key, "")
+    if not isinstance(value, str) or (required and not value):
+        raise MalformedLine(f"{key} missing or not a string")
+    return value
+
+
+def parse_line(line: str | bytes) -> Request:
+    """One access-log line → Request; raises MalformedLine when it is not a tts_json record."""
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedLine("not UTF-8") from None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise MalformedLine(f"not JSON: {exc.msg}") from None
+    if not isinstance(obj, dict):
+        raise MalformedLine("not a JSON object")
+
+    request_id = _text(obj, "request_id")
+    uri = _text(obj, "uri")
+    try:
+        time = datetime.fromisoformat(_text(obj, "time"))
+    except ValueError:
+        raise MalformedLine(f"bad time {obj.get('time')!r}") from None
+    status = obj.get("status")
+    if isinstance(status, str) and status.isascii() and status.isdigit():
+        status = int(status)
+    if isinstance(status, bool) or not isinstance(status, int):
+        raise MalformedLine(f"bad status {status!r}")
+    request_time = obj.get("request_time")
+    if request_time is not None:
+        if isinstance(request_time, bool) or not isinstance(request_time, (int, float, str)):
+            raise MalformedLine(f"bad request_time {request_time!r}")
+        request_time = _seconds(str(request_time))
+    version = obj.get("version", obj.get("model_version"))
+    version = version if isinstance(version, str) and version not in _NONE else None
+
+    addr_field = _text(obj, "upstream_addr", required=False).strip()
+    addresses = [] if addr_field in _NONE else _split(addr_field)
+    statuses = [_status(t) for t in _split(_text(obj, "upstream_status", required=False))]
+    times = [_seconds(t) for t in _split(_text(obj, "upstream_response_time", required=False))]
+    if addresses:
+        # A lone "-" stands for the only attempt; otherwise nginx keeps the lists aligned.
+        statuses = statuses or [None]
+        times = times or [None]
+        if not len(addresses) == len(statuses) == len(times):
+            raise MalformedLine(f"{len(addresses)} upstream addresses but {len(statuses)} statuses "
+                                f"and {len(times)} response times")
+
+    attempts = []
+    for i, address in enumerate(addresses):
+        last = i == len(addresses) - 1
+        code = statuses[i]
+        if code is not None:
+            is_error = code >= 500
+        else:
+            # No status: the connection failed or timed out, unless the client itself went
+            # away (499) while this, its last, attempt was still working.
+            is_error = not (last and status == CLIENT_CLOSED)
+        attempts.append(Attempt(request_id, time, address, code, times[i], is_error, last, uri, shed=code == 429))
+    return Request(request_id, time, status, tuple(attempts), status >= 500, uri,
+                   _text(obj, "method", required=False), request_time, version)
+
+
+def parse_lines(lines: Iterable[str | bytes], api_only: bool = True) -> tuple[list[Request], int]:
+    """Parse every line; return (requests, number of malformed lines). Never raises on bad input.
+
+    With api_only, only the synthesis API (/v1/...) is kept: UI, health and metrics
+    requests say nothing about the model and are dropped (not counted as malformed).
+    Blank lines are ignored.
+    """
+    requests: list[Request] = []
+    malformed = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            request = parse_line(line)
+        except MalformedLine:
+            malformed += 1
+            continue
+        if api_only and not request.uri.startswith(API_PREFIX):
+            continue
+        requests.append(request)
+    return requests, malformed
+
+
+def attempts_to(requests: Iterable[Request], addresses: Sequence[str]) -> list[Attempt]:
+    """Every attempt (from any request) that went to one of `addresses`, in log order."""
+    wanted = set(addresses)
+    return [a for r in requests for a in r.attempts if a.address in wanted]
+
+
+def split_complete(chunk: bytes) -> tuple[list[bytes], int]:
+    """(complete non-empty lines, bytes consumed); a trailing partial line is left for the next read."""
+    end = chunk.rfind(b"\n")
+    if end < 0:
+        return [], 0
+    lines = [line.rstrip(b"\r") for line in chunk[:end].split(b"\n")]
+    return [line for line in lines if line.strip()], end + 1
+
+
+def file_generation(st: os.stat_result) -> str:
+    """Identifies one log file across renames: logrotate gives the new file a new inode."""
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+@dataclass(frozen=True)
+class LogCursor:
+    """How far a reader got in which log file, so the next read is "since the last cursor".
+
+    Typical use:
+        st = os.stat(path); gen = file_generation(st)
+        start = cursor.resume_offset(gen, st.st_size)
+        chunk = read(path, start)            # bytes from `start` to the end
+        lines, used = split_complete(chunk)
+        cursor = LogCursor(gen, start + used)
+
+    Lines appended to a rotated-away file after the last read are not seen; the
+    analysis tolerates missing a few lines, not reading one twice.
+    """
+
+    generation: str = ""
+    offset: int = 0
+
+    def resume_offset(self, generation: str, size: int) -> int:
+        """Byte offset to read from: ours if it is the same file and it did not shrink, else 0."""
+        if generation != self.generation or size < self.offset:
+            return 0  # rotated (new inode) or truncated in place (copytruncate)
+        return self.offset
+
+    def advanced(self, generation: str, start: int, consumed: int) -> LogCursor:
+        return LogCursor(generation, start + consumed)

@@ -1,0 +1,108 @@
+"""The fleet's hands: deploy a version to hosts, set LB weights, read what runs where.
+
+Each operation is one playbook run through the ansible-runner seam and returns
+plain data. Nothing here decides anything: the controller decides, then calls these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from canary.inventory import Fleet
+from canary.playbook_runner import PlaybookResult, PlaybookRun, ProgressEvent, run_playbook
+from canary.traffic import UpstreamServer, upstream_servers
+
+
+class FleetError(RuntimeError):
+    """A playbook failed; the message names each failed or unreachable host and why."""
+
+    def __init__(self, action: str, result: PlaybookResult) -> None:
+        super().__init__(f"{action} failed:\n{result.describe()}")
+        self.result = result
+
+
+@dataclass(frozen=True)
+class NodeState:
+    host: str
+    version: str | None
+    image: str | None
+    image_digest: str | None
+    model_sha256: str | None
+    git_revision: str | None
+    container_state: str | None
+    health: str | None
+    started_at: str | None
+    gpus: int
+    previous_image: str | None
+
+    @classmethod
+    def from_report(cls, host: str, report: dict[str, Any]) -> "NodeState":
+        def text(key: str) -> str | None:
+            value = report.get(key)
+            return str(value) if value not in (None, "") else None
+
+        gpus = report.get("gpus") or 0
+        return cls(host, text("version"), text("image"), text("image_digest"), text("model_sha256"),
+                   text("git_revision"), text("container_state"), text("health"), text("started_at"),
+                   int(gpus) if str(gpus).isdigit() else 0, text("previous_image"))
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+def _secrets(fleet: Fleet) -> dict[str, str]:
+    common = next(iter(fleet.hostvars.values()), {})
+    password = common.get("tts_registry_password")
+    return {"registry_password": str(password)} if password else {}
+
+
+def _run(fleet: Fleet, playbook: str, extravars: dict[str, Any], action: str, limit: str | None = None,
+         on_event: Progress | None = None, cancel: Callable[[], bool] | None = None,
+         timeout_s: int = 900, check: bool = True) -> PlaybookResult:
+    run = PlaybookRun(playbook, fleet.source, extravars=extravars, limit=limit, timeout_s=timeout_s,
+                      secrets=_secrets(fleet))
+    result = run_playbook(run, on_event=on_event, cancel=cancel)
+    if check and not result.ok:
+        raise FleetError(action, result)
+    return result
+
+
+def node_states(result: PlaybookResult) -> dict[str, NodeState]:
+    return {host: NodeState.from_report(host, r.facts["tts_node_report"])
+            for host, r in result.hosts.items() if "tts_node_report" in r.facts}
+
+
+def deploy(fleet: Fleet, version: str, hosts: list[str] | None = None, pull_only: bool = False,
+           serial: str = "100%", on_event: Progress | None = None, check: bool = True,
+           cancel: Callable[[], bool] | None = None) -> PlaybookResult:
+    """Pull (and unless pull_only, run and verify) `version` on `hosts` (default: every node)."""
+    target = ",".join(hosts) if hosts else "tts_nodes"
+    extravars = {"tts_version": version, "deploy_hosts": target, "deploy_pull_only": pull_only,
+                 "deploy_serial": serial, "tts_node_health_timeout_s": fleet.policy.health_timeout_s}
+    action = f"{'pre-pull' if pull_only else 'deploy'} of {version} to {target}"
+    return _run(fleet, "playbooks/deploy.yml", extravars, action, on_event=on_event, check=check, cancel=cancel)
+
+
+def facts(fleet: Fleet, strict: bool = False) -> dict[str, NodeState]:
+    """What each node runs now. strict: raise FleetError naming any host that could not be read."""
+    result = _run(fleet, "playbooks/facts.yml", {}, "reading fleet facts", check=False)
+    if strict and (result.unreachable_hosts() or result.failed_hosts()):
+        raise FleetError("reading fleet facts", result)
+    return node_states(result)
+
+
+def set_servers(fleet: Fleet, servers: list[UpstreamServer], canary_percent: int,
+                on_event: Progress | None = None) -> PlaybookResult:
+    extravars = {"traffic_servers": [asdict(s) for s in servers], "traffic_canary_percent": canary_percent}
+    return _run(fleet, "playbooks/traffic.yml", extravars, f"setting traffic to {canary_percent}% canary",
+                on_event=on_event, timeout_s=300)
+
+
+def set_traffic(fleet: Fleet, canary: dict[str, str], stable: dict[str, str], canary_percent: int,
+                on_event: Progress | None = None) -> PlaybookResult:
+    """Route `canary_percent`% to the canary hosts; `canary`/`stable` map host name → version."""
+    upstream = {n.name: n.upstream for n in fleet.nodes}
+    servers = upstream_servers({upstream[h]: v for h, v in canary.items()},
+                               {upstream[h]: v for h, v in stable.items()}, canary_percent)
+    return set_servers(fleet, servers, canary_percent, on_event)

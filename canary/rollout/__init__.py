@@ -1,0 +1,1 @@
+"""The rollout controller: phases, plan, durable state, and the reconcile loop."""

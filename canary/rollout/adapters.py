@@ -1,0 +1,104 @@
+"""Production adapters of the controller's ports: Ansible, SSH to the LB, the registry."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from canary import fleet as fleet_ops
+from canary import registry
+from canary.analysis.access_log import LogCursor, Request, parse_lines, split_complete
+from canary.fleet import FleetError, NodeState
+from canary.inventory import Fleet
+from canary.playbook_runner import PlaybookRun, run_playbook
+from canary.traffic import UpstreamServer
+
+ACCESS_LOG = "/var/log/nginx/tts_access.json"
+MAX_READ_BYTES = 32 * 1024 * 1024
+
+
+class AnsibleFleet:
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def states(self) -> dict[str, NodeState]:
+        return fleet_ops.facts(self.fleet, strict=True)
+
+    def deploy(self, version: str, hosts: list[str], pull_only: bool = False) -> None:
+        fleet_ops.deploy(self.fleet, version, hosts, pull_only=pull_only)
+
+
+class AnsibleTraffic:
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def apply(self, servers: list[UpstreamServer], canary_percent: int) -> str:
+        result = fleet_ops.set_servers(self.fleet, servers, canary_percent)
+        reports = [h.facts.get("nginx_lb_report", {}) for h in result.hosts.values()]
+        return next((str(r.get("config_sha256", "")) for r in reports if r), "")
+
+
+class AnsibleProbe:
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def golden(self, hosts: list[str]) -> dict[str, list[dict[str, Any]]]:
+        run = PlaybookRun("playbooks/probe.yml", self.fleet.source, extravars={"probe_hosts": ",".join(hosts)},
+                          timeout_s=600)
+        result = run_playbook(run)
+        if not result.ok:
+            raise FleetError("golden prompts", result)
+        return {h: list(r.facts.get("golden_report", [])) for h, r in result.hosts.items()}
+
+
+class HttpRegistry:
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def digest(self, version: str) -> str | None:
+        return registry.tag_digest(self.fleet.registry_push, self.fleet.repository, version)
+
+
+class SshAccessLog:
+    """Reads the LB's JSON access log since a cursor, over the inventory's SSH settings."""
+
+    def __init__(self, fleet: Fleet, path: str = ACCESS_LOG) -> None:
+        self.fleet, self.path = fleet, path
+        host = fleet.lbs[0]
+        hv = fleet.hostvars.get(host, {})
+        key = str(hv.get("ansible_ssh_private_key_file", "")).replace("{{ inventory_dir }}", str(
+            fleet.source if fleet.source.is_dir() else fleet.source.parent))
+        self.ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
+                    "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
+                    "-p", str(hv.get("ansible_port", 22))]
+        if key:
+            self.ssh += ["-i", key]
+        self.ssh.append(f"{hv.get('ansible_user', 'root')}@{hv.get('ansible_host', host)}")
+        self.host = host
+
+    def _remote(self, command: str) -> bytes:
+        result = subprocess.run([*self.ssh, command], capture_output=True, timeout=60)
+        if result.returncode != 0:
+            raise OSError(f"LB {self.host}: reading {self.path} failed: {result.stderr.decode(errors='replace').strip()}")
+        return result.stdout
+
+    def _stat(self) -> tuple[str, int]:
+        out = self._remote(f"stat -c '%i %s' {shlex.quote(self.path)} 2>/dev/null || echo '0 0'").split()
+        return out[0].decode(), int(out[1])
+
+    def cursor(self) -> dict[str, Any]:
+        generation, size = self._stat()
+        return {"generation": generation, "offset": size}
+
+    def read(self, cursor: dict[str, Any]) -> tuple[list[Request], dict[str, Any]]:
+        generation, size = self._stat()
+        start = LogCursor(**cursor) if cursor else LogCursor(generation=generation, offset=0)
+        offset = start.offset if start.generation == generation and start.offset <= size else 0  # rotated
+        if size <= offset:
+            return [], {"generation": generation, "offset": offset}
+        chunk = self._remote(f"tail -c +{offset + 1} {shlex.quote(self.path)} | head -c {MAX_READ_BYTES}")
+        lines, consumed = split_complete(chunk)
+        requests, _malformed = parse_lines(lines)
+        return requests, {"generation": generation, "offset": offset + consumed}

@@ -1,0 +1,265 @@
+"""The rollout verbs of the `rollout` CLI: start, status, plan, abort, resume, tick, history, show."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from canary.inventory import Fleet, load_fleet
+from canary.rollout.adapters import AnsibleFleet, AnsibleProbe, AnsibleTraffic, HttpRegistry, SshAccessLog
+from canary.rollout.controller import Controller, RolloutError
+from canary.rollout.phases import EXIT_CODES, EXIT_ERROR, Phase
+from canary.rollout.ports import SystemClock
+from canary.rollout.state import RolloutState, traffic_layout
+from canary.store import Record, Store
+
+
+def state_path() -> Path:
+    base = os.environ.get("VOXFLEET_STATE_DIR") or Path.home() / ".local" / "state" / "voxfleet"
+    return Path(base) / "rollouts.db"
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`--set dwell_s=30 --set steps=[10,100]`: values are YAML scalars or lists."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise RolloutError(f"--set {pair!r}: expected KEY=VALUE")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def build_controller(args: argparse.Namespace, log=print) -> Controller:
+    fleet = load_fleet(Path(args.inventory), parse_overrides(getattr(args, "set", [])))
+    return controller_for(fleet, Store(state_path()), log)
+
+
+def controller_for(fleet: Fleet, store: Store, log=print) -> Controller:
+    return Controller(fleet, store, AnsibleFleet(fleet), AnsibleTraffic(fleet), SshAccessLog(fleet),
+                      AnsibleProbe(fleet), HttpRegistry(fleet), SystemClock(), log=log)
+
+
+def follow(controller: Controller, record: Record) -> int:
+    """Tick until the rollout ends or pauses; Ctrl-C leaves it resumable."""
+    interrupted = {"flag": False}
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.update(flag=True))
+    try:
+        while not interrupted["flag"]:
+            record = controller.tick() or controller.store.get(record.id)
+            phase = Phase(record.phase)
+            if phase.terminal or phase is Phase.PAUSED:
+                print(f"{record.id}: {phase.value} — {record.reason or ''}")
+                return EXIT_CODES[phase]
+            if phase is Phase.TRAFFIC:
+                controller.clock.sleep(float(record.state["policy"]["interval_s"]))
+        print(f"interrupted: {record.id} stays {record.phase}; continue with `rollout resume`")
+        return EXIT_ERROR
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    controller = build_controller(args)
+    record = controller.start(args.version, controller.fleet.policy)
+    print(f"started {record.id}: {args.version} on {controller.fleet.source}")
+    if args.detach:
+        print("detached: `rollout tick` (a timer) advances it; `rollout status -w` follows it")
+        return 0
+    return follow(controller, record)
+
+
+def _active_or_latest(controller: Controller) -> Record | None:
+    return controller.store.active(controller.fleet_key) or controller.store.latest(controller.fleet_key)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    controller = build_controller(args)
+    record = controller.store.active(controller.fleet_key)
+    if record is None:
+        print("no active rollout on this fleet")
+        return EXIT_ERROR
+    return follow(controller, controller.resume(args.reason) if record.phase == Phase.PAUSED.value else record)
+
+
+def cmd_tick(args: argparse.Namespace) -> int:
+    controller = build_controller(args)
+    record = controller.tick()
+    print(f"{record.id}: {record.phase}" if record else "no active rollout")
+    return 0
+
+
+def cmd_abort(args: argparse.Namespace) -> int:
+    controller = build_controller(args)
+    record = controller.abort(args.reason)
+    print(f"{record.id}: traffic is off {record.version}; rolling back")
+    return follow(controller, record)
+
+
+def status_view(record: Record, now: float) -> dict[str, Any]:
+    state = RolloutState.from_dict(record.state)
+    servers, share = traffic_layout(state)
+    evidence = state.last_verdict or {}
+    verdict = evidence.get("verdict", {})
+    view = {
+        "id": record.id, "version": record.version, "stable_version": state.stable_version,
+        "phase": record.phase, "result": record.result, "reason": record.reason,
+        "step": state.step_index + 1 if state.step_index >= 0 else None, "steps": state.steps,
+        "weight_set": state.weight_set, "weight_live": state.weight_live,
+        "canary_hosts": state.canary_hosts, "new_version_hosts": state.new_hosts,
+        "lb_servers": [{"address": s.address, "version": s.version, "weight": s.weight, "state": s.state}
+                       for s in servers],
+        "last_verdict": verdict or None,
+        "started_at": record.started_at, "updated_at": record.updated_at, "ended_at": record.ended_at,
+    }
+    view["estimate"] = _estimate(state, verdict, now)
+    return view
+
+
+def _estimate(state: RolloutState, verdict: dict[str, Any], now: float) -> str:
+    if state.phase is not Phase.TRAFFIC or not state.step_started_at:
+        return ""
+    policy = state.policy
+    elapsed = max(now - state.step_started_at, 1.0)
+    canary_n = verdict.get("canary_n", 0)
+    rate = canary_n / elapsed
+    need = max(policy["min_requests"] - canary_n, 0)
+    dwell_left = max(policy["dwell_s"] - elapsed, 0)
+    if need and rate <= 0:
+        return f"waiting for canary requests ({canary_n}/{policy['min_requests']}); none yet"
+    wait = max(dwell_left, need / rate if need else 0)
+    steps_left = len(state.steps) - state.step_index - 1
+    per_step = max(policy["dwell_s"], policy["min_requests"] / rate if rate else 0)
+    return (f"this step ~{wait:.0f}s more ({canary_n}/{policy['min_requests']} canary requests at "
+            f"{rate:.1f}/s), then {steps_left} step(s) of ~{per_step:.0f}s and promotion")
+
+
+def print_status(view: dict[str, Any]) -> None:
+    step = f"step {view['step']}/{len(view['steps'])}" if view["step"] else "-"
+    print(f"{view['id']}  {view['version']} (stable {view['stable_version'] or '?'})  {view['phase']}  {step}")
+    print(f"  weight: set {view['weight_set']}%  live {view['weight_live'] if view['weight_live'] is not None else '?'}%"
+          f"  canary: {', '.join(view['canary_hosts'])}")
+    for server in view["lb_servers"]:
+        print(f"  lb  {server['address']:<24} {server['version']:<10} weight {server['weight']:<4} {server['state']}")
+    verdict = view["last_verdict"]
+    if verdict:
+        print(f"  last verdict: {verdict['summary']}")
+        for metric in verdict.get("metrics", []):
+            print(f"    {metric['metric']:<12} {metric['verdict']:<13} {metric['reason']}")
+    if view["estimate"]:
+        print(f"  estimate: {view['estimate']}")
+    if view["reason"]:
+        print(f"  reason: {view['reason']}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    fleet = load_fleet(Path(args.inventory))
+    store = Store(state_path())
+    key = str(fleet.source.resolve())
+    while True:
+        record = store.active(key) or store.latest(key)
+        if record is None:
+            print("no rollouts on this fleet yet")
+            return 0
+        view = status_view(record, time.time())
+        if args.json:
+            print(json.dumps(view, indent=2))
+        else:
+            if args.watch:
+                print("\033[2J\033[H", end="")
+            print_status(view)
+        if not args.watch or Phase(record.phase).terminal:
+            return 0
+        time.sleep(2.0)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    fleet = load_fleet(Path(args.inventory), parse_overrides(args.set))
+    from canary.rollout.state import plan_rollout
+
+    state = plan_rollout(fleet, fleet.policy, "plan", args.version, stable_version="(current)")
+    state.new_hosts = list(state.canary_hosts)
+    print(f"plan for {args.version} on {fleet.source} (changes nothing)")
+    print(f"  pre-pull on: {', '.join(state.upstream)}")
+    print(f"  canary: {', '.join(state.canary_hosts)}   stable: {', '.join(state.stable_hosts)}")
+    print(f"  warm-up gate: golden prompts on {', '.join(state.canary_hosts)} vs {state.stable_hosts[0]}")
+    for i, weight in enumerate(state.steps):
+        state.weight_set, state.phase = weight, Phase.TRAFFIC
+        servers, _ = traffic_layout(state)
+        layout = ", ".join(f"{s.address} w{s.weight}{'' if s.state == 'up' else ' ' + s.state}" for s in servers)
+        print(f"  step {i + 1}: {weight}% → {layout}; dwell ≥ {fleet.policy.dwell_s}s and "
+              f"≥ {fleet.policy.min_requests} canary requests, analysis every {fleet.policy.interval_s}s")
+    for j, batch in enumerate(state.batches):
+        print(f"  promote batch {j + 1}: {', '.join(batch)} (drain, swap, verify, readmit)")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    store = Store(state_path())
+    fleet = str(load_fleet(Path(args.inventory)).source.resolve()) if args.inventory else None
+    records = store.history(fleet, limit=args.limit)
+    if args.json:
+        print(json.dumps([_record_dict(r, store) for r in records], indent=2, default=str))
+        return 0
+    for r in records:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
+        ended = time.strftime("%H:%M:%S", time.localtime(r.ended_at)) if r.ended_at else "-"
+        print(f"{r.id}  {r.version:<10} {started} → {ended:<8} {r.result or r.phase:<16} {r.reason or ''}")
+    return 0
+
+
+def _record_dict(record: Record, store: Store, events: bool = False) -> dict[str, Any]:
+    data = {"id": record.id, "version": record.version, "stable_version": record.stable_version,
+            "phase": record.phase, "result": record.result, "reason": record.reason,
+            "image_digest": record.image_digest, "git_revision": record.git_revision,
+            "started_at": record.started_at, "ended_at": record.ended_at}
+    if events:
+        data["events"] = [{"seq": e.seq, "at": e.at, "kind": e.kind, "actor": e.actor, "data": e.data}
+                          for e in store.events(record.id)]
+    return data
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = Store(state_path())
+    print(json.dumps(_record_dict(store.get(args.rollout_id), store, events=True), indent=2, default=str))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction, inventory_default: str) -> None:
+    def add(name: str, func, help_text: str, version: bool = False, policy: bool = False) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=help_text)
+        if version:
+            parser.add_argument("version")
+        parser.add_argument("-i", "--inventory", default=inventory_default)
+        if policy:
+            parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                                help="override a rollout_policy value, e.g. --set dwell_s=30")
+        parser.set_defaults(func=func)
+        return parser
+
+    start = add("start", cmd_start, "roll a published version out: canary, judge, promote or roll back",
+                version=True, policy=True)
+    start.add_argument("--detach", action="store_true", help="leave the rollout to `rollout tick`")
+    add("plan", cmd_plan, "show what start would do, changing nothing", version=True, policy=True)
+    status = add("status", cmd_status, "where the rollout stands")
+    status.add_argument("-w", "--watch", action="store_true")
+    status.add_argument("--json", action="store_true")
+    abort = add("abort", cmd_abort, "traffic off the new version now, then roll back")
+    abort.add_argument("--reason", default="operator abort")
+    resume = add("resume", cmd_resume, "continue the active rollout (after a crash, or a pause)")
+    resume.add_argument("--reason", default="operator resume")
+    add("tick", cmd_tick, "advance the active rollout by one step, then exit (for timers)")
+    history = add("history", cmd_history, "past rollouts")
+    history.add_argument("--json", action="store_true")
+    history.add_argument("--limit", type=int, default=50)
+    show = sub.add_parser("show", help="one rollout's full story (JSON)")
+    show.add_argument("rollout_id")
+    show.set_defaults(func=cmd_show)

@@ -1,0 +1,394 @@
+"""The reconcile loop: one `tick()` moves the active rollout one step, durably.
+
+Each phase's action is idempotent and the phase is written to the store before the
+action runs, so a controller killed at any instant resumes by running the same
+action again (`rollout tick`), never by jumping traffic somewhere it did not mean to.
+Deciding is delegated to pure functions (`state.traffic_layout`, `decide_step`, the
+judge); acting goes through the ports.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import uuid
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from canary.analysis.access_log import Attempt, Request
+from canary.analysis.judge import Verdict, judge
+from canary.fleet import FleetError
+from canary.inventory import Fleet
+from canary.policy import Policy, parse_policy
+from canary.quality import compare
+from canary.rollout.phases import Phase
+from canary.rollout.ports import Clock, FleetPort, MetricsPort, ProbePort, RegistryPort, TrafficPort
+from canary.rollout.state import RolloutState, plan_rollout, traffic_layout
+from canary.store import ActiveRolloutError, ConcurrentUpdateError, Record, Store
+
+
+TICK_LEASE_S = 1800  # longer than any single action (a deploy waits for health)
+
+
+class RolloutError(RuntimeError):
+    """The rollout cannot go on as asked; the message names the cause."""
+
+
+class Superseded(RuntimeError):
+    """Another process (an operator's abort) changed the rollout; reload and go on."""
+
+
+@dataclass(frozen=True)
+class StepDecision:
+    action: str  # wait | advance | rollback | pause | fail
+    reason: str
+
+
+def decide_step(state: RolloutState, verdict: Verdict, canary_requests: int, now: float) -> StepDecision:
+    """What a traffic step does after an analysis (pure)."""
+    policy = parse_policy(state.policy)
+    if verdict.verdict == "fail" and state.consecutive_fails + 1 >= policy.consecutive_failures:
+        return StepDecision("rollback", f"analysis failed {state.consecutive_fails + 1}× in a row: {verdict.summary}")
+    if verdict.verdict == "fail":
+        return StepDecision("wait", f"analysis failed once ({verdict.summary}); confirming")
+    dwell_left = policy.dwell_s - (now - (state.step_started_at or now))
+    if verdict.verdict == "pass" and (state.skip_wait or state.full_promote or dwell_left <= 0):
+        return StepDecision("advance", f"step {state.step_weight}% passed: {verdict.summary}")
+    if verdict.verdict == "pass":
+        return StepDecision("wait", f"passing; {dwell_left:.0f}s of dwell left")
+    since = state.inconclusive_since if state.inconclusive_since is not None else now
+    if now - since > policy.step_max_s:
+        action = "pause" if policy.inconclusive_action == "pause" else "rollback"
+        return StepDecision(action, f"inconclusive for over {policy.step_max_s}s: {verdict.summary}")
+    return StepDecision("wait", f"inconclusive: {verdict.summary}")
+
+
+class Controller:
+    def __init__(self, fleet: Fleet, store: Store, fleet_port: FleetPort, traffic: TrafficPort,
+                 metrics: MetricsPort, probe: ProbePort, registry: RegistryPort, clock: Clock,
+                 actor: str | None = None, log: Callable[[str], None] = lambda _: None) -> None:
+        self.fleet, self.store, self.fleet_port, self.traffic = fleet, store, fleet_port, traffic
+        self.metrics, self.probe, self.registry, self.clock = metrics, probe, registry, clock
+        self.actor = actor or getpass.getuser()
+        self.log = log
+        self._samples: tuple[str, int, list[Request]] | None = None  # (rollout, step, requests)
+        self._cursor: dict[str, Any] = {}
+        self._baseline_cache: tuple[str, int, list[Attempt]] | None = None
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    @property
+    def fleet_key(self) -> str:
+        return str(self.fleet.source.resolve())
+
+    # -- persistence -----------------------------------------------------------------
+    def _save(self, record: Record, state: RolloutState, kind: str, data: dict[str, Any] | None = None,
+              result: str | None = None) -> Record:
+        ended = state.phase.terminal
+        saved = self.store.save(record.id, state.phase.value, state.to_dict(), self.clock.now(),
+                                record.revision, kind, self.actor, data or {}, result=result,
+                                reason=state.reason or None, ended=ended)
+        self.log(f"{state.phase.value}{f' step {state.step_index + 1}/{len(state.steps)}' if state.phase is Phase.TRAFFIC else ''}"
+                 f": {kind}{' — ' + state.reason if state.reason and kind != 'verdict' else ''}")
+        return saved
+
+    def _enter(self, record: Record, state: RolloutState, phase: Phase, reason: str = "",
+               **changes: Any) -> tuple[Record, RolloutState]:
+        state = replace(state, phase=phase, reason=reason or state.reason, **changes)
+        result = {Phase.SUCCEEDED: "succeeded", Phase.ROLLED_BACK: "rolled_back", Phase.FAILED: "failed",
+                  Phase.PREFLIGHT_FAILED: "preflight_failed"}.get(phase)
+        return self._save(record, state, f"enter {phase.value}", {"reason": reason}, result=result), state
+
+    # -- starting --------------------------------------------------------------------
+    def start(self, version: str, policy: Policy | None = None) -> Record:
+        """Create the rollout record (the fleet's lock) in PENDING; ticks do the rest."""
+        policy = policy or self.fleet.policy
+        active = self.store.active(self.fleet_key)
+        if active is not None:
+            raise RolloutError(f"rollout {active.id} of {active.version} is already active on this fleet "
+                               f"(phase {active.phase}); abort it or wait for it")
+        rollout_id = f"r-{self.clock.now():.0f}-{uuid.uuid4().hex[:6]}"
+        state = plan_rollout(self.fleet, policy, rollout_id, version, stable_version="")
+        try:
+            return self.store.create(rollout_id, self.fleet_key, version, None, state.phase.value,
+                                     state.to_dict(), self.actor, self.clock.now())
+        except ActiveRolloutError as exc:
+            raise RolloutError(str(exc)) from exc
+
+    # -- the loop --------------------------------------------------------------------
+    def tick(self) -> Record | None:
+        """Advance the active rollout by one action; returns its record (None when idle).
+
+        One tick at a time per fleet (a lease in the store), so a timer's tick and a
+        foreground `rollout start` never act at once; a tick that finds the lease taken
+        does nothing."""
+        record = self.store.active(self.fleet_key)
+        if record is None:
+            return None
+        lease = f"tick:{self.fleet_key}"
+        if not self._take_lease(lease):
+            return record
+        try:
+            state = RolloutState.from_dict(record.state)
+            try:
+                return self._dispatch(record, state)
+            except (Superseded, ConcurrentUpdateError):
+                return self.store.get(record.id)
+            except (FleetError, RolloutError, OSError) as exc:
+                return self._on_error(self.store.get(record.id), exc)
+        finally:
+            self.store.unlock(lease, self.holder)
+
+    def _take_lease(self, lease: str) -> bool:
+        if self.store.lock(lease, self.holder, TICK_LEASE_S, self.clock.now()):
+            return True
+        held = self.store.lease(lease)
+        if held is None:
+            return self.store.lock(lease, self.holder, TICK_LEASE_S, self.clock.now())
+        host, _, rest = held[0].partition(":")
+        pid = rest.partition(":")[0]
+        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+            self.store.unlock(lease, held[0])  # its holder was killed mid-tick (SIGKILL leaves no cleanup)
+            return self.store.lock(lease, self.holder, TICK_LEASE_S, self.clock.now())
+        return False
+
+    def _guard(self, record: Record) -> None:
+        """Refuse to act on a stale view: an abort may have moved the rollout meanwhile."""
+        if self.store.get(record.id).revision != record.revision:
+            raise Superseded(record.id)
+
+    def _on_error(self, record: Record, exc: Exception) -> Record:
+        state = RolloutState.from_dict(record.state)
+        message = str(exc).strip()
+        if state.phase in (Phase.PENDING, Phase.PREFLIGHT):
+            return self._enter(record, state, Phase.PREFLIGHT_FAILED, f"preflight: {message}")[0]
+        if state.phase is Phase.ROLLING_BACK:
+            return self._enter(record, state, Phase.FAILED, f"roll back failed: {message}")[0]
+        return self._enter(record, state, Phase.ROLLING_BACK, f"error in {state.phase.value}: {message}",
+                           rollback_stage="drain", paused_phase=None)[0]
+
+    def _dispatch(self, record: Record, state: RolloutState) -> Record:
+        handlers = {
+            Phase.PENDING: self._pending, Phase.PREFLIGHT: self._preflight, Phase.PREPULL: self._prepull,
+            Phase.CANARY_DEPLOY: self._canary_deploy, Phase.WARMUP_GATE: self._warmup_gate,
+            Phase.TRAFFIC: self._traffic, Phase.PROMOTING: self._promoting, Phase.ROLLING_BACK: self._rolling_back,
+            Phase.PAUSED: self._paused,
+        }
+        return handlers[state.phase](record, state)
+
+    def _apply_layout(self, state: RolloutState, record: Record | None = None) -> str:
+        if record is not None:
+            self._guard(record)
+        servers, share = traffic_layout(state)
+        return self.traffic.apply(servers, share)
+
+    # -- phases ----------------------------------------------------------------------
+    def _pending(self, record: Record, state: RolloutState) -> Record:
+        return self._enter(record, state, Phase.PREFLIGHT)[0]
+
+    def _preflight(self, record: Record, state: RolloutState) -> Record:
+        digest = self.registry.digest(state.version)
+        if digest is None:
+            raise RolloutError(f"image {self.fleet.image(state.version)} is not in the registry "
+                               f"(publish it first: rollout publish {state.version})")
+        nodes = self.fleet_port.states()
+        missing = sorted(set(state.upstream) - set(nodes))
+        if missing:
+            raise RolloutError(f"host(s) {', '.join(missing)} did not report (unreachable?)")
+        running = {h: s.version for h, s in nodes.items() if h in state.upstream}
+        unhealthy = sorted(h for h, s in nodes.items() if h in state.upstream and s.health != "healthy")
+        if unhealthy:
+            raise RolloutError(f"host(s) {', '.join(unhealthy)} not healthy: "
+                               + ", ".join(f"{h} {nodes[h].container_state}/{nodes[h].health}" for h in unhealthy))
+        versions = sorted(set(running.values()), key=str)
+        if len(versions) != 1:
+            raise RolloutError("the fleet runs mixed versions: "
+                               + ", ".join(f"{h} {v}" for h, v in sorted(running.items())))
+        stable = versions[0] or ""
+        if stable == state.version:
+            raise RolloutError(f"{state.version} already runs on every host")
+        if not state.stable_hosts:
+            raise RolloutError("no stable host left to carry traffic besides the canary")
+        state = replace(state, stable_version=stable, image_digest=digest)
+        self._apply_layout(state, record)  # renders and validates the LB config (all stable): no traffic change
+        return self._enter(record, state, Phase.PREPULL, f"stable {stable} on {len(running)} hosts")[0]
+
+    def _prepull(self, record: Record, state: RolloutState) -> Record:
+        self._guard(record)
+        self.fleet_port.deploy(state.version, list(state.upstream), pull_only=True)
+        record, state = self._enter(record, state, Phase.CANARY_DEPLOY)
+        return record
+
+    def _canary_deploy(self, record: Record, state: RolloutState) -> Record:
+        self._apply_layout(state, record)  # drain the canary host(s): stable carries everything
+        self.fleet_port.deploy(state.version, state.canary_hosts)
+        return self._enter(record, state, Phase.WARMUP_GATE, new_hosts=list(state.canary_hosts))[0]
+
+    def _warmup_gate(self, record: Record, state: RolloutState) -> Record:
+        baseline_host = state.stable_hosts[0]
+        reports = self.probe.golden(state.canary_hosts + [baseline_host])
+        problems = []
+        for host in state.canary_hosts:
+            result = compare(reports.get(host, []), reports.get(baseline_host))
+            if not result.passed:
+                problems.append(f"{host}: {result.summary()}")
+        self.store.append_event(record.id, "warmup_gate", self.actor,
+                                {"reports": reports, "problems": problems}, self.clock.now())
+        if problems:
+            return self._enter(record, state, Phase.ROLLING_BACK, "warm-up gate failed: " + "; ".join(problems),
+                               rollback_stage="drain")[0]
+        return self._enter_step(record, state, 0)
+
+    def _enter_step(self, record: Record, state: RolloutState, index: int) -> Record:
+        now = self.clock.now()
+        record, state = self._enter(record, state, Phase.TRAFFIC, f"step {index + 1}: {state.steps[index]}%",
+                                    step_index=index, weight_set=state.steps[index], weight_live=None,
+                                    step_started_at=now, step_cursor={}, baseline_cursor=state.step_cursor,
+                                    looks=0, consecutive_fails=0,
+                                    inconclusive_since=None, skip_wait=False)
+        return self._traffic(record, state)
+
+    def _traffic(self, record: Record, state: RolloutState) -> Record:
+        if state.weight_live != state.weight_set:
+            self._apply_layout(state, record)
+            state = replace(state, weight_live=state.weight_set, step_cursor=self.metrics.cursor(),
+                            step_started_at=self.clock.now())
+            return self._save(record, state, "weights live", {"canary_percent": state.weight_set})
+        requests = self._step_requests(record, state)
+        canary, stable = self._split(state, requests)
+        if state.weight_set == 100 and state.baseline_cursor:
+            stable = self._baseline(record, state)  # stable is only a backup now: compare with the last step
+        policy = parse_policy(state.policy)
+        verdict = judge(canary, stable, policy, looks=state.looks + 1)
+        decision = decide_step(state, verdict, len(canary), self.clock.now())
+        evidence = {"verdict": verdict_dict(verdict), "decision": asdict(decision),
+                    "step": state.step_index + 1, "weight": state.weight_set}
+        state = replace(state, looks=state.looks + 1, last_verdict=evidence,
+                        consecutive_fails=state.consecutive_fails + 1 if verdict.verdict == "fail" else 0,
+                        inconclusive_since=(state.inconclusive_since or self.clock.now())
+                        if verdict.verdict == "inconclusive" else None)
+        if decision.action == "rollback":
+            return self._enter(record, state, Phase.ROLLING_BACK, decision.reason, rollback_stage="drain")[0]
+        if decision.action == "pause":
+            return self._enter(record, state, Phase.PAUSED, decision.reason, paused_phase=Phase.TRAFFIC.value)[0]
+        if decision.action == "advance":
+            record = self._save(record, state, "verdict", evidence)
+            if state.step_index + 1 < len(state.steps):
+                return self._enter_step(record, state, state.step_index + 1)
+            return self._enter(record, state, Phase.PROMOTING, decision.reason, batch_index=0)[0]
+        return self._save(record, state, "verdict", evidence)
+
+    def _step_requests(self, record: Record, state: RolloutState) -> list[Request]:
+        """All API requests since the step's weights went live; cached between ticks."""
+        key = (record.id, state.step_index)
+        if self._samples is None or self._samples[:2] != key:
+            requests, cursor = self.metrics.read(state.step_cursor)
+            self._samples = (record.id, state.step_index, requests)
+            self._cursor = cursor
+        else:
+            more, self._cursor = self.metrics.read(self._cursor)
+            self._samples[2].extend(more)
+        return self._samples[2]
+
+    def _baseline(self, record: Record, state: RolloutState) -> list[Attempt]:
+        """Stable's attempts during the previous step, read once per step."""
+        key = (record.id, state.step_index)
+        if self._baseline_cache is None or self._baseline_cache[:2] != key:
+            requests, _ = self.metrics.read(state.baseline_cursor)
+            started = datetime.fromtimestamp(state.step_started_at or 0, timezone.utc)
+            earlier = [r for r in requests if r.time < started]
+            self._baseline_cache = (record.id, state.step_index, self._split(state, earlier)[1])
+        return self._baseline_cache[2]
+
+    @staticmethod
+    def _split(state: RolloutState, requests: list[Request]) -> tuple[list[Attempt], list[Attempt]]:
+        canary_addresses, stable_addresses = state.canary_addresses(), state.stable_addresses()
+        canary = [a for r in requests for a in r.attempts if a.address in canary_addresses]
+        stable = [a for r in requests for a in r.attempts if a.address in stable_addresses]
+        return canary, stable
+
+    def _promoting(self, record: Record, state: RolloutState) -> Record:
+        if state.batch_index >= len(state.batches):
+            state = replace(state, new_hosts=list(state.upstream))
+            self._apply_layout(replace(state, phase=Phase.SUCCEEDED), record)
+            return self._enter(record, state, Phase.SUCCEEDED, f"{state.version} runs on every host")[0]
+        batch = state.batches[state.batch_index]
+        self._apply_layout(state, record)  # drain this batch
+        self.fleet_port.deploy(state.version, batch)
+        state = replace(state, new_hosts=state.new_hosts + [h for h in batch if h not in state.new_hosts],
+                        batch_index=state.batch_index + 1)
+        self._apply_layout(state, record)  # put it back, now serving the new version
+        return self._save(record, state, "batch promoted", {"hosts": batch, "batch": state.batch_index})
+
+    def _rolling_back(self, record: Record, state: RolloutState) -> Record:
+        drain = replace(state, rollback_stage="drain")
+        if state.rollback_stage in ("", "drain"):
+            self._apply_layout(drain)  # traffic off the new version first, one validated reload
+            return self._save(record, replace(state, rollback_stage="restore"), "traffic off new version",
+                              {"hosts": state.new_hosts})
+        if state.rollback_stage == "restore":
+            self._apply_layout(drain)  # again: a stale writer may have raced the abort
+            if state.new_hosts:
+                self.fleet_port.deploy(state.stable_version, list(state.new_hosts))
+            return self._save(record, replace(state, rollback_stage="readmit", new_hosts=[]),
+                              "previous version restored", {"version": state.stable_version})
+        self._apply_layout(state)
+        return self._enter(record, state, Phase.ROLLED_BACK, state.reason)[0]
+
+    def _paused(self, record: Record, state: RolloutState) -> Record:
+        return record  # an operator resumes, promotes or aborts
+
+    # -- operator verbs --------------------------------------------------------------
+    def abort(self, reason: str) -> Record:
+        """Traffic off the new version now, in one reload, whatever else is running.
+
+        Takes no lease (nothing may block an abort): it wins the state by
+        compare-and-swap and drains at once; the rest of the roll back continues in
+        ticks. A tick that was mid-action notices the change before its next action."""
+        for _ in range(20):
+            record = self.store.active(self.fleet_key)
+            if record is None:
+                raise RolloutError("no active rollout on this fleet")
+            state = RolloutState.from_dict(record.state)
+            why = f"aborted by {self.actor}: {reason}"
+            try:
+                if state.phase in (Phase.PENDING, Phase.PREFLIGHT):
+                    return self._enter(record, state, Phase.PREFLIGHT_FAILED, why)[0]
+                if state.phase is not Phase.ROLLING_BACK:
+                    record, state = self._enter(record, state, Phase.ROLLING_BACK, why, rollback_stage="drain",
+                                                paused_phase=None)
+                if state.rollback_stage in ("", "drain"):
+                    return self._rolling_back(record, state)
+                return record
+            except ConcurrentUpdateError:
+                continue
+        raise RolloutError("could not record the abort: the state store kept changing")
+
+    def resume(self, reason: str) -> Record:
+        """Leave PAUSED for the phase it paused in (a traffic step starts its wait anew)."""
+        record = self.store.active(self.fleet_key)
+        if record is None:
+            raise RolloutError("no active rollout on this fleet")
+        state = RolloutState.from_dict(record.state)
+        if state.phase is not Phase.PAUSED:
+            return record
+        phase = Phase(state.paused_phase or Phase.TRAFFIC.value)
+        return self._enter(record, state, phase, f"resumed by {self.actor}: {reason}", paused_phase=None,
+                           inconclusive_since=None, step_started_at=self.clock.now())[0]
+
+def verdict_dict(verdict: Verdict) -> dict[str, Any]:
+    return {"verdict": verdict.verdict, "summary": verdict.summary, "canary_n": verdict.canary_n,
+            "stable_n": verdict.stable_n,
+            "metrics": [{"metric": m.metric, "verdict": m.verdict, "reason": m.reason, "numbers": m.numbers}
+                        for m in verdict.metrics]}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,59 @@
+"""The controller's ports: everything it does to the world goes through these.
+
+Production adapters (Ansible, the LB's access log over SSH, the registry's HTTP API)
+live in `adapters.py`; unit tests use in-memory fakes (`tests/unit/fakes.py`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from canary.analysis.access_log import Request
+from canary.fleet import NodeState
+from canary.traffic import UpstreamServer
+
+
+class FleetPort(Protocol):
+    def states(self) -> dict[str, NodeState]:
+        """What every node runs now. Raises FleetError naming unreachable hosts."""
+
+    def deploy(self, version: str, hosts: list[str], pull_only: bool = False) -> None:
+        """Pull (and unless pull_only, run and verify) `version` on `hosts`; idempotent."""
+
+
+class TrafficPort(Protocol):
+    def apply(self, servers: list[UpstreamServer], canary_percent: int) -> str:
+        """Validate and load these LB weights in one reload; returns the live config's sha256."""
+
+
+class MetricsPort(Protocol):
+    def cursor(self) -> dict[str, Any]:
+        """A position at the end of the LB's access log now."""
+
+    def read(self, cursor: dict[str, Any]) -> tuple[list[Request], dict[str, Any]]:
+        """API requests logged since `cursor`, and the cursor after them."""
+
+
+class ProbePort(Protocol):
+    def golden(self, hosts: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Golden-prompt reports (service.golden) from each host's running container."""
+
+
+class RegistryPort(Protocol):
+    def digest(self, version: str) -> str | None:
+        """The image digest of `version` in the registry, or None when the tag is missing."""
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))

@@ -1,0 +1,141 @@
+"""In-memory ports for driving the controller in unit tests (the only fakes in the suite).
+
+`SimulatedFleet` plays every port at once: hosts that run versions, an LB that
+holds a layout, and traffic that follows the layout, with error rates and
+latencies per version, so a test can script "v1.3.0 fails 30% of requests".
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from canary.analysis.access_log import Attempt, Request
+from canary.fleet import FleetError, NodeState
+from canary.playbook_runner import HostResult, PlaybookResult
+from canary.traffic import UpstreamServer
+
+
+class FakeClock:
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += max(0.0, seconds)
+
+
+@dataclass
+class VersionBehaviour:
+    error_rate: float = 0.0
+    latency_s: float = 0.3
+    golden_ok: bool = True
+
+
+class Crash(BaseException):
+    """Simulates the controller process dying mid-action (not caught by the controller)."""
+
+
+@dataclass
+class SimulatedFleet:
+    hosts: dict[str, str]  # host -> version running
+    addresses: dict[str, str]  # host -> upstream address
+    behaviour: dict[str, VersionBehaviour] = field(default_factory=dict)
+    registry_tags: set[str] = field(default_factory=set)
+    unreachable: set[str] = field(default_factory=set)
+    rps: float = 20.0
+    clock: FakeClock = field(default_factory=FakeClock)
+    servers: list[UpstreamServer] = field(default_factory=list)
+    applied: list[tuple[list[UpstreamServer], int]] = field(default_factory=list)
+    deploys: list[tuple[str, tuple[str, ...], bool]] = field(default_factory=list)
+    crash_on: str | None = None  # "deploy" | "apply": raise Crash *after* the action happened
+    seq: int = 0
+    log_time: float = 0.0
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+
+    # FleetPort
+    def states(self) -> dict[str, NodeState]:
+        if self.unreachable:
+            result = PlaybookResult("playbooks/facts.yml", "failed", 4, {
+                h: HostResult(h, unreachable=True, message="ssh: connect timed out") for h in self.unreachable}, 0)
+            raise FleetError("reading fleet facts", result)
+        return {h: NodeState(h, v, f"reg/tts:{v}", "sha256:d", "m", "g", "running", "healthy", "t", 0, None)
+                for h, v in self.hosts.items()}
+
+    def deploy(self, version: str, hosts: list[str], pull_only: bool = False) -> None:
+        self.deploys.append((version, tuple(hosts), pull_only))
+        if not pull_only:
+            for host in hosts:
+                self.hosts[host] = version
+        if self.crash_on == "deploy":
+            self.crash_on = None
+            raise Crash()
+
+    # TrafficPort
+    def apply(self, servers: list[UpstreamServer], canary_percent: int) -> str:
+        self.servers = list(servers)
+        self.applied.append((list(servers), canary_percent))
+        if self.crash_on == "apply":
+            self.crash_on = None
+            raise Crash()
+        return f"sha-{len(self.applied)}"
+
+    # MetricsPort: traffic since the cursor, following the live layout
+    def cursor(self) -> dict[str, Any]:
+        self._advance()
+        return {"generation": "g", "offset": self.seq}
+
+    def read(self, cursor: dict[str, Any]) -> tuple[list[Request], dict[str, Any]]:
+        self._advance()
+        start = cursor.get("offset", 0) if cursor else 0
+        return [r for r in self.log if int(r.request_id) >= start], {"generation": "g", "offset": self.seq}
+
+    log: list[Request] = field(default_factory=list)
+
+    def _advance(self) -> None:
+        if not self.log_time or self.rps <= 0:
+            self.log_time = self.clock.now()
+            return
+        n = int((self.clock.now() - self.log_time) * self.rps)
+        self.log_time += n / self.rps
+        up = [s for s in self.servers if s.state == "up"]
+        if not up:
+            return
+        weights = [s.weight for s in up]
+        by_address = {a: h for h, a in self.addresses.items()}
+        for _ in range(n):
+            server = self.rng.choices(up, weights)[0]
+            version = self.hosts[by_address[server.address]]
+            b = self.behaviour.get(version, VersionBehaviour())
+            error = self.rng.random() < b.error_rate
+            latency = b.latency_s * (0.8 + 0.4 * self.rng.random())
+            when = datetime.fromtimestamp(self.log_time, timezone.utc)
+            attempt = Attempt(str(self.seq), when, server.address, 500 if error else 200, latency, error, True,
+                              "/v1/audio/speech")
+            self.log.append(Request(str(self.seq), when, 500 if error else 200, (attempt,), error,
+                                    "/v1/audio/speech", "POST", latency, version))
+            self.seq += 1
+
+    # ProbePort
+    def golden(self, hosts: list[str]) -> dict[str, list[dict[str, Any]]]:
+        out = {}
+        for host in hosts:
+            ok = self.behaviour.get(self.hosts[host], VersionBehaviour()).golden_ok
+            out[host] = [{"name": "short", "passed": ok, "reason": "ok" if ok else "silence_share=1 (limit <= 0.85)",
+                          "seconds_per_char": 0.1, "rms_dbfs": -20.0, "latency_s": 0.2}]
+        return out
+
+    # RegistryPort
+    def digest(self, version: str) -> str | None:
+        return f"sha256:{version}" if version in self.registry_tags else None
+
+    def share(self, version: str) -> float:
+        """Canary share of the live layout's weights for hosts running `version`."""
+        by_address = {a: h for h, a in self.addresses.items()}
+        up = [s for s in self.servers if s.state == "up"]
+        total = sum(s.weight for s in up)
+        return sum(s.weight for s in up if self.hosts[by_address[s.address]] == version) / total if total else 0.0

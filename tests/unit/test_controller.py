@@ -1,0 +1,216 @@
+"""The state machine driven through every transition with in-memory ports and a fake clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from canary.inventory import Fleet, Node
+from canary.policy import parse_policy
+from canary.rollout.controller import Controller, RolloutError
+from canary.rollout.phases import Phase
+from canary.rollout.state import RolloutState
+from canary.store import Store
+from tests.unit.fakes import Crash, FakeClock, SimulatedFleet, VersionBehaviour
+
+POLICY = {"steps": [10, 50, 100], "dwell_s": 60, "min_requests": 50, "interval_s": 10,
+          "consecutive_failures": 2, "step_max_s": 600, "max_error_rate": 0.05, "batch_size": 1}
+
+
+def make_fleet(tmp_path: Path, policy: dict | None = None, hosts: int = 3) -> Fleet:
+    nodes = tuple(Node(f"node{i}", f"10.9.0.{i}:6006", 0, "", True, f"127.0.0.1:{2200 + i}")
+                  for i in range(1, hosts + 1))
+    return Fleet(source=tmp_path / "inventory", nodes=nodes, lbs=("lb1",), registry="reg:5000",
+                 registry_push="127.0.0.1:5000", repository="tts", policy=parse_policy(policy or POLICY))
+
+
+@pytest.fixture
+def world(tmp_path):
+    clock = FakeClock()
+    sim = SimulatedFleet(hosts={"node1": "v1.2.0", "node2": "v1.2.0", "node3": "v1.2.0"},
+                         addresses={f"node{i}": f"10.9.0.{i}:6006" for i in (1, 2, 3)},
+                         registry_tags={"v1.2.0", "v1.3.0", "v1.4.0"}, clock=clock)
+    fleet = make_fleet(tmp_path)
+    store = Store(tmp_path / "state.db")
+
+    def controller() -> Controller:  # a fresh process: nothing in memory
+        return Controller(fleet, store, sim, sim, sim, sim, sim, clock, actor="tester")
+
+    return sim, store, controller, clock
+
+
+def run(controller: Controller, clock: FakeClock, max_ticks: int = 500) -> list[str]:
+    phases = []
+    for _ in range(max_ticks):
+        record = controller.tick()
+        if record is None:
+            break
+        phases.append(record.phase)
+        if Phase(record.phase).terminal or record.phase == Phase.PAUSED.value:
+            break
+        clock.sleep(10)
+    return phases
+
+
+def test_a_healthy_version_walks_every_phase_to_every_host(world):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    assert record.phase == "PENDING"
+    phases = run(c, clock)
+    assert phases[-1] == "SUCCEEDED"
+    seen = list(dict.fromkeys(phases))
+    assert seen == ["PREFLIGHT", "PREPULL", "CANARY_DEPLOY", "WARMUP_GATE", "TRAFFIC", "PROMOTING", "SUCCEEDED"]
+    assert set(sim.hosts.values()) == {"v1.3.0"}
+    assert sim.deploys[0] == ("v1.3.0", ("node1", "node2", "node3"), True)  # pre-pull everywhere first
+    shares = [percent for _, percent in sim.applied]
+    assert 10 in shares and 50 in shares and 100 in shares
+    assert shares.index(10) < shares.index(50) < shares.index(100)  # no jumps past a step
+    final = store.get(record.id)
+    assert final.result == "succeeded" and final.ended_at is not None
+    assert all(s.state == "up" and s.version == "v1.3.0" for s in sim.servers)
+    kinds = [e.kind for e in store.events(record.id)]
+    assert kinds.count("verdict") >= 3 and "enter SUCCEEDED" in kinds
+
+
+def test_each_step_waits_for_dwell_and_min_requests(world):
+    sim, store, controller, clock = world
+    sim.rps = 2.0  # 10% canary share: 0.2 canary req/s, min 50 → about 250 s at step 1
+    c = controller()
+    record = c.start("v1.3.0")
+    run_until = lambda pred: next(r for r in iter(lambda: (clock.sleep(10), c.tick())[1], None) if pred(r))
+    step1 = run_until(lambda r: r.phase == "TRAFFIC" and r.state["weight_live"] == 10)
+    entered = step1.state["step_started_at"]
+    step2 = run_until(lambda r: r.state.get("step_index") == 1)
+    assert step2.state["step_started_at"] - entered >= 200
+    verdicts = [e.data for e in store.events(record.id) if e.kind == "verdict"]
+    assert any("inconclusive" in v["verdict"]["verdict"] for v in verdicts)  # too few requests is never pass
+
+
+def test_a_failing_version_is_rolled_back_within_two_intervals(world):
+    sim, store, controller, clock = world
+    sim.behaviour["v1.3.0"] = VersionBehaviour(error_rate=0.3)
+    c = controller()
+    record = c.start("v1.3.0")
+    phases = run(c, clock)
+    assert phases[-1] == "ROLLED_BACK"
+    final = store.get(record.id)
+    assert final.result == "rolled_back" and "analysis failed" in final.reason
+    assert set(sim.hosts.values()) == {"v1.2.0"}  # the canary got its old version back
+    assert all(s.state == "up" and s.version == "v1.2.0" for s in sim.servers)
+    traffic_looks = [e for e in store.events(record.id) if e.kind in ("verdict", "enter ROLLING_BACK")]
+    assert len([e for e in traffic_looks if e.kind == "verdict"]) <= 2
+
+
+def test_broken_audio_never_gets_traffic(world):
+    sim, store, controller, clock = world
+    sim.behaviour["v1.3.0"] = VersionBehaviour(golden_ok=False)
+    c = controller()
+    record = c.start("v1.3.0")
+    assert run(c, clock)[-1] == "ROLLED_BACK"
+    assert "warm-up gate failed" in store.get(record.id).reason
+    assert all(percent == 0 for _, percent in sim.applied)
+    for servers, _ in sim.applied:
+        assert all(s.state == "down" or s.version == "v1.2.0" for s in servers)
+
+
+@pytest.mark.parametrize("problem, fragment", [
+    ("missing tag", "not in the registry"),
+    ("unreachable", "node2: unreachable"),
+    ("mixed", "mixed versions"),
+    ("already live", "already runs on every host"),
+])
+def test_preflight_stops_and_touches_nothing(world, problem, fragment):
+    sim, store, controller, clock = world
+    version = "v1.3.0"
+    if problem == "missing tag":
+        version = "v9.9.9"
+    elif problem == "unreachable":
+        sim.unreachable = {"node2"}
+    elif problem == "mixed":
+        sim.hosts["node3"] = "v1.1.0"
+    else:
+        version = "v1.2.0"
+    c = controller()
+    record = c.start(version)
+    assert run(c, clock)[-1] == "PREFLIGHT_FAILED"
+    assert fragment in store.get(record.id).reason
+    assert sim.applied == [] and sim.deploys == []
+
+
+def test_a_second_start_is_refused_while_one_is_active(world):
+    sim, store, controller, clock = world
+    first = controller().start("v1.3.0")
+    with pytest.raises(RolloutError, match=first.id):
+        controller().start("v1.4.0")
+
+
+@pytest.mark.parametrize("crash_on, at_phase", [("apply", "TRAFFIC"), ("deploy", "CANARY_DEPLOY"),
+                                                ("deploy", "PROMOTING"), ("apply", "PROMOTING")])
+def test_a_crash_between_state_written_and_action_done_resumes_the_same(world, crash_on, at_phase):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    crashed = False
+    for _ in range(500):
+        if not crashed and store.get(record.id).phase == at_phase:
+            sim.crash_on, crashed = crash_on, True  # armed: the next such action dies after it happened
+        try:
+            r = c.tick()
+        except Crash:
+            c = controller()  # the process died; a new one resumes from the store
+            continue
+        if Phase(r.phase).terminal:
+            break
+        clock.sleep(10)
+    assert crashed and store.get(record.id).phase == "SUCCEEDED"
+    shares = [p for _, p in sim.applied]
+    assert all(b >= a or b == 0 for a, b in zip(shares, shares[1:]) if a != 100)  # never beyond the next step
+
+
+def test_inconclusive_too_long_pauses_then_resume_continues(tmp_path, world):
+    sim, store, _, clock = world
+    sim.rps = 0.0  # no traffic at all: never enough data
+    fleet = make_fleet(tmp_path, dict(POLICY, step_max_s=120))
+    c = Controller(fleet, store, sim, sim, sim, sim, sim, clock, actor="tester")
+    record = c.start("v1.3.0")
+    assert run(c, clock)[-1] == "PAUSED"
+    assert "inconclusive for over 120s" in store.get(record.id).reason
+    sim.rps = 20.0
+    resumed = c.resume("traffic is back")
+    assert resumed.phase == "TRAFFIC"
+    assert run(c, clock)[-1] == "SUCCEEDED"
+
+
+def test_inconclusive_too_long_fails_when_policy_says_so(tmp_path, world):
+    sim, store, _, clock = world
+    sim.rps = 0.0
+    fleet = make_fleet(tmp_path, dict(POLICY, step_max_s=120, inconclusive_action="fail"))
+    c = Controller(fleet, store, sim, sim, sim, sim, sim, clock, actor="tester")
+    c.start("v1.3.0")
+    assert run(c, clock)[-1] == "ROLLED_BACK"
+
+
+def test_abort_takes_traffic_off_at_once_from_another_process(world):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    while store.get(record.id).state.get("weight_live") != 10:
+        c.tick()
+        clock.sleep(10)
+    other = controller()  # an operator's `rollout abort` in another terminal
+    aborted = other.abort("sounds odd")
+    assert aborted.phase == "ROLLING_BACK"
+    assert sim.share("v1.3.0") == 0.0  # one reload later the new version has no traffic
+    assert run(c, clock)[-1] == "ROLLED_BACK"
+    assert "aborted by tester: sounds odd" in store.get(record.id).reason
+    assert set(sim.hosts.values()) == {"v1.2.0"}
+
+
+def test_state_round_trips_through_the_store(world):
+    sim, store, controller, clock = world
+    record = controller().start("v1.3.0")
+    state = RolloutState.from_dict(store.get(record.id).state)
+    assert state.phase is Phase.PENDING and state.canary_hosts == ["node1"]
+    assert state.batches == [["node2"], ["node3"]]

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from functools import reduce
+from math import gcd
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from canary.traffic import NGINX_MAX_WEIGHT, UpstreamServer, expected_share, split_weights, upstream_servers
+
+
+def hosts(prefix: str, n: int, version: str) -> dict[str, str]:
+    return {f"{prefix}{i}:6006": version for i in range(1, n + 1)}
+
+
+def test_one_canary_two_stable_at_ten_percent():
+    assert split_weights(["c1"], ["s1", "s2"], 10) == (2, 9)
+    servers = upstream_servers({"c1:6006": "v1.3.0"}, {"s1:6006": "v1.2.0", "s2:6006": "v1.2.0"}, 10)
+    assert servers == [
+        UpstreamServer("c1:6006", "canary", "v1.3.0", 2, "up"),
+        UpstreamServer("s1:6006", "stable", "v1.2.0", 9, "up"),
+        UpstreamServer("s2:6006", "stable", "v1.2.0", 9, "up"),
+    ]
+    assert expected_share(servers) == pytest.approx({"v1.3.0": 2 / 20, "v1.2.0": 18 / 20})
+
+
+@pytest.mark.parametrize(
+    ("c", "s", "percent", "weights"),
+    [(1, 1, 10, (1, 9)), (1, 1, 50, (1, 1)), (2, 3, 10, (1, 6)), (1, 9, 10, (1, 1)), (3, 1, 25, (1, 9))],
+)
+def test_known_splits(c: int, s: int, percent: int, weights: tuple[int, int]):
+    assert split_weights([f"c{i}" for i in range(c)], [f"s{i}" for i in range(s)], percent) == weights
+
+
+def test_zero_percent_marks_canaries_down():
+    servers = upstream_servers(hosts("c", 2, "new"), hosts("s", 3, "old"), 0)
+    assert [(s.role, s.state, s.weight) for s in servers] == [("canary", "down", 1)] * 2 + [("stable", "up", 1)] * 3
+    assert expected_share(servers) == {"old": 1.0}
+
+
+def test_hundred_percent_keeps_stable_as_backup_for_retries():
+    servers = upstream_servers(hosts("c", 2, "new"), hosts("s", 3, "old"), 100)
+    assert [(s.role, s.state, s.weight) for s in servers] == [("canary", "up", 1)] * 2 + [("stable", "backup", 1)] * 3
+    assert expected_share(servers) == {"new": 1.0}
+
+
+def test_stable_only_at_zero_and_canary_only_at_hundred():
+    assert [s.state for s in upstream_servers({}, hosts("s", 2, "old"), 0)] == ["up", "up"]
+    assert [(s.state, s.weight) for s in upstream_servers(hosts("c", 2, "new"), {}, 100)] == [("up", 1)] * 2
+
+
+def test_canary_is_listed_first_whatever_the_order_of_the_maps():
+    servers = upstream_servers({"z:1": "new"}, {"a:1": "old", "b:1": "old"}, 50)
+    assert [s.role for s in servers] == ["canary", "stable", "stable"]
+
+
+@pytest.mark.parametrize(
+    ("canary", "stable", "percent", "message"),
+    [
+        (["c"], ["s"], -1, "within 0..100"),
+        (["c"], ["s"], 101, "within 0..100"),
+        (["c"], ["s"], 10.0, "must be an int"),
+        (["c"], ["s"], True, "must be an int"),
+        (["c"], [], 99, "no stable servers to carry 1%"),
+        ([], ["s"], 1, "no canary servers to carry 1%"),
+        ([], [], 0, "no stable servers"),
+        (["a", "b"], ["a"], 10, "a listed as both canary and stable"),
+        (["c"], ["s", "s"], 10, "stable list names s more than once"),
+        (["c", "c"], ["s"], 10, "canary list names c more than once"),
+        ([""], ["s"], 10, "empty or non-string address"),
+    ],
+)
+def test_bad_inputs_are_refused_with_the_reason(canary, stable, percent, message):
+    with pytest.raises(ValueError, match=message):
+        split_weights(canary, stable, percent)
+
+
+def test_upstream_servers_refuses_an_address_in_both_maps():
+    with pytest.raises(ValueError, match="h:6006 listed as both"):
+        upstream_servers({"h:6006": "new"}, {"h:6006": "old"}, 10)
+
+
+def test_expected_share_ignores_down_and_backup_servers():
+    servers = [
+        UpstreamServer("a", "canary", "new", 5, "down"),
+        UpstreamServer("b", "stable", "old", 1, "up"),
+        UpstreamServer("c", "stable", "older", 3, "backup"),
+    ]
+    assert expected_share(servers) == {"old": 1.0}
+    assert expected_share([]) == {}
+
+
+counts = st.integers(min_value=1, max_value=20)
+shares = st.integers(min_value=1, max_value=99)
+
+
+@given(c=counts, s=counts, percent=shares)
+def test_the_canary_gets_exactly_its_share(c: int, s: int, percent: int):
+    servers = upstream_servers(hosts("c", c, "new"), hosts("s", s, "old"), percent)
+    share = expected_share(servers)
+    assert abs(share["new"] - percent / 100) <= 1e-9
+    assert abs(share["old"] - (100 - percent) / 100) <= 1e-9
+
+
+@given(c=counts, s=counts, percent=shares)
+def test_weights_are_positive_reduced_and_within_nginx_limits(c: int, s: int, percent: int):
+    servers = upstream_servers(hosts("c", c, "new"), hosts("s", s, "old"), percent)
+    weights = [server.weight for server in servers]
+    assert all(isinstance(w, int) and w >= 1 for w in weights)
+    assert all(server.state == "up" for server in servers)
+    assert reduce(gcd, weights) == 1
+    assert max(weights) <= 100 * max(c, s) <= NGINX_MAX_WEIGHT
+
+
+@given(c=st.integers(0, 20), s=st.integers(0, 20), percent=st.integers(0, 100))
+def test_every_valid_input_gives_one_server_per_address_canary_first(c: int, s: int, percent: int):
+    try:
+        servers = upstream_servers(hosts("c", c, "new"), hosts("s", s, "old"), percent)
+    except ValueError:
+        assert (s == 0 and percent < 100) or (c == 0 and percent > 0)
+        return
+    assert [server.role for server in servers] == ["canary"] * c + ["stable"] * s
+    assert all(server.weight >= 1 for server in servers)
+    assert any(server.state == "up" for server in servers)
+    assert expected_share(servers).get("new", 0.0) == pytest.approx(percent / 100)
