@@ -10,6 +10,7 @@ this module returns; playbooks read them with
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -108,7 +109,10 @@ def runner_kwargs(run: PlaybookRun, private_data_dir: Path) -> dict[str, Any]:
     envvars = {f"{SECRET_ENV_PREFIX}{name.upper()}": value for name, value in run.secrets.items()}
     envvars.update(ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
                    ANSIBLE_NOCOLOR="1", ANSIBLE_ROLES_PATH=str(REPO_ROOT / "roles"))
-    binary = Path(sys.executable).with_name("ansible-playbook")
+    # Not `binary=`: ansible-runner 2.4 then runs the binary in "raw" mode and drops the
+    # playbook argument. Putting this interpreter's bin dir first on PATH finds the venv's.
+    bin_dir = str(Path(sys.executable).parent)
+    envvars["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin")
     kwargs: dict[str, Any] = {
         "private_data_dir": str(private_data_dir),
         "project_dir": str(REPO_ROOT),
@@ -121,8 +125,6 @@ def runner_kwargs(run: PlaybookRun, private_data_dir: Path) -> dict[str, Any]:
         "timeout": run.timeout_s,
         "forks": run.forks,
     }
-    if binary.exists():
-        kwargs["binary"] = str(binary)
     if run.limit:
         kwargs["limit"] = run.limit
     if run.tags:

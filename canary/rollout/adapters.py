@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 from canary import fleet as fleet_ops
@@ -77,6 +77,7 @@ class SshAccessLog:
             self.ssh += ["-i", key]
         self.ssh.append(f"{hv.get('ansible_user', 'root')}@{hv.get('ansible_host', host)}")
         self.host = host
+        self._addresses: dict[str, str] | None = None
 
     def _remote(self, command: str) -> bytes:
         result = subprocess.run([*self.ssh, command], capture_output=True, timeout=60)
@@ -92,6 +93,23 @@ class SshAccessLog:
         generation, size = self._stat()
         return {"generation": generation, "offset": size}
 
+    def _address_map(self) -> dict[str, str]:
+        """Logged `ip:port` → inventory `name:port`. nginx logs the address it resolved, so
+        names are resolved on the LB itself, the way nginx resolved them."""
+        if self._addresses is None:
+            names = sorted({n.upstream.rsplit(":", 1)[0] for n in self.fleet.nodes})
+            out = self._remote("getent hosts " + " ".join(shlex.quote(n) for n in names) + " || true").decode()
+            resolved: dict[str, str] = {}
+            for line in out.splitlines():
+                ip, *aliases = line.split()
+                for alias in aliases:
+                    resolved.setdefault(alias, ip)
+            self._addresses = {}
+            for node in self.fleet.nodes:
+                host, port = node.upstream.rsplit(":", 1)
+                self._addresses[f"{resolved.get(host, host)}:{port}"] = node.upstream
+        return self._addresses
+
     def read(self, cursor: dict[str, Any]) -> tuple[list[Request], dict[str, Any]]:
         generation, size = self._stat()
         start = LogCursor(**cursor) if cursor else LogCursor(generation=generation, offset=0)
@@ -101,4 +119,7 @@ class SshAccessLog:
         chunk = self._remote(f"tail -c +{offset + 1} {shlex.quote(self.path)} | head -c {MAX_READ_BYTES}")
         lines, consumed = split_complete(chunk)
         requests, _malformed = parse_lines(lines)
+        names = self._address_map()
+        requests = [replace(r, attempts=tuple(replace(a, address=names.get(a.address, a.address))
+                                              for a in r.attempts)) for r in requests]
         return requests, {"generation": generation, "offset": offset + consumed}

@@ -53,3 +53,13 @@ def publish_variant(version: str, variant: str) -> str:
     rollout("build", full)
     rollout("publish", full)
     return full
+
+
+@pytest.fixture
+def stable_fleet(sandbox: Fleet) -> Fleet:
+    """Every node on v1.2.0, the LB spreading traffic evenly over them: the state before a release."""
+    from canary import fleet as fleet_ops
+
+    fleet_ops.deploy(sandbox, "v1.2.0")
+    fleet_ops.set_traffic(sandbox, canary={}, stable={n.name: "v1.2.0" for n in sandbox.nodes}, canary_percent=0)
+    return sandbox

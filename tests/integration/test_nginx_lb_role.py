@@ -1,0 +1,220 @@
+"""playbooks/traffic.yml (the nginx_lb role) against the sandbox LB host: real nginx over SSH.
+
+Needs `rollout sandbox up --hosts 3`, which writes inventory/sandbox/hosts.yml. The tests
+put the LB's previous nginx.conf back when they finish.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from canary.traffic import upstream_servers
+
+REPO = Path(__file__).resolve().parents[2]
+INVENTORY = Path(os.environ.get("VOXFLEET_SANDBOX_INVENTORY", REPO / "inventory" / "sandbox" / "hosts.yml"))
+BIN = Path(sys.executable).parent
+CONF = "/etc/nginx/nginx.conf"
+SAVED = "/tmp/nginx_lb_test.saved.conf"
+ACCESS_LOG = "/var/log/nginx/tts_access.json"
+
+pytestmark = pytest.mark.sandbox
+
+
+@dataclasses.dataclass
+class Run:
+    rc: int
+    result: dict[str, Any]
+    stderr: str
+
+    def task(self, name: str, host: str) -> dict[str, Any]:
+        for play in self.result["plays"]:
+            for task in play["tasks"]:
+                if task["task"]["name"].endswith(name) and host in task["hosts"]:
+                    return task["hosts"][host]
+        raise AssertionError(f"no result for task {name!r} on {host}")
+
+    def failures(self, host: str) -> list[str]:
+        return [
+            str(task["hosts"][host].get("msg", ""))
+            for play in self.result["plays"]
+            for task in play["tasks"]
+            if host in task["hosts"] and task["hosts"][host].get("failed") and not task["hosts"][host].get("ignored")
+        ]
+
+
+def _ansible_env() -> dict[str, str]:
+    return {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+
+
+def _json_output(proc: subprocess.CompletedProcess) -> dict[str, Any]:
+    start = proc.stdout.find("{")  # ansible may print warnings before the document
+    assert start >= 0, f"no JSON from ansible (rc {proc.returncode}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    return json.loads(proc.stdout[start:])
+
+
+class LB:
+    def __init__(self, host: str, http_port: int, node_addresses: list[str], tmp: Path):
+        self.host, self.http_port, self.nodes, self.tmp = host, http_port, node_addresses, tmp
+
+    def play(self, canary_percent: int, canary: int = 1, **extra: Any) -> Run:
+        """Runs playbooks/traffic.yml with `canary` nodes on v-new and the rest on v-old."""
+        servers = upstream_servers({a: "v-new" for a in self.nodes[:canary]},
+                                   {a: "v-old" for a in self.nodes[canary:]}, canary_percent)
+        extravars = {"traffic_servers": [dataclasses.asdict(s) for s in servers],
+                     "traffic_canary_percent": canary_percent, **extra}
+        path = self.tmp / "extravars.json"
+        path.write_text(json.dumps(extravars))
+        proc = subprocess.run(
+            [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(REPO / "playbooks" / "traffic.yml"),
+             "--limit", self.host, "-e", f"@{path}"],
+            check=False, cwd=REPO, env=_ansible_env(), capture_output=True, text=True, timeout=300,
+        )
+        return Run(proc.returncode, _json_output(proc), proc.stderr)
+
+    def module(self, module: str, args: str) -> dict[str, Any]:
+        proc = subprocess.run([str(BIN / "ansible"), self.host, "-i", str(INVENTORY), "-m", module, "-a", args],
+                              check=False, cwd=REPO, env=_ansible_env(), capture_output=True, text=True, timeout=120)
+        result = _json_output(proc)["plays"][0]["tasks"][0]["hosts"][self.host]
+        assert proc.returncode == 0, f"{module} {args} failed on {self.host}: {result.get('msg')}"
+        return result
+
+    def live_config(self) -> bytes:
+        return base64.b64decode(self.module("ansible.builtin.slurp", f"src={CONF}")["content"])
+
+    def access_log(self) -> str:
+        return base64.b64decode(self.module("ansible.builtin.slurp", f"src={ACCESS_LOG}")["content"]).decode()
+
+    def get(self, path: str) -> tuple[int, dict[str, str], str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as response:
+                return response.status, dict(response.headers), response.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), err.read().decode()
+
+
+@pytest.fixture(scope="module")
+def lb(tmp_path_factory: pytest.TempPathFactory):
+    if not INVENTORY.exists():
+        pytest.skip(f"no sandbox inventory at {INVENTORY}: run `.venv/bin/rollout sandbox up --hosts 3` first")
+    listed = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(INVENTORY), "--list"],
+                            cwd=REPO, env=_ansible_env(), capture_output=True, text=True, check=True)
+    inventory = json.loads(listed.stdout)
+    hostvars = inventory["_meta"]["hostvars"]
+    lb_hosts = inventory.get("lb", {}).get("hosts", [])
+    nodes = inventory.get("tts_nodes", {}).get("hosts", [])
+    if not lb_hosts or len(nodes) < 3:
+        pytest.skip(f"{INVENTORY} needs an lb host and 3 tts_nodes (rollout sandbox up --hosts 3)")
+    host = lb_hosts[0]
+    lb = LB(host, int(hostvars[host]["sandbox_http_port"]),
+            [hostvars[n]["tts_upstream_address"] for n in sorted(nodes)[:3]], tmp_path_factory.mktemp("nginx_lb"))
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{lb.http_port}/", timeout=5)
+    except urllib.error.HTTPError:
+        pass  # nginx answered
+    except OSError as err:
+        pytest.skip(f"the sandbox LB does not answer on 127.0.0.1:{lb.http_port} ({err}): is the sandbox up?")
+    lb.module("ansible.builtin.command", f"cp -p {CONF} {SAVED}")
+    yield lb
+    lb.module("ansible.builtin.command", f"cp -p {SAVED} {CONF}")
+    lb.module("ansible.builtin.file", f"path={CONF}.applied state=absent")  # the next run reloads for sure
+    lb.module("ansible.builtin.command", f"nginx -c {CONF} -s reload")
+    lb.module("ansible.builtin.file", f"path={SAVED} state=absent")
+
+
+def test_one_canary_and_two_stable_at_ten_percent_render_weights_2_9_9(lb: LB):
+    run = lb.play(10)
+    assert run.rc == 0, run.failures(lb.host)
+    config = lb.live_config().decode()
+    canary, stable1, stable2 = lb.nodes
+    assert f"server {canary} weight=2 max_fails=1 fail_timeout=5s;" in config
+    assert f"server {stable1} weight=9 max_fails=1 fail_timeout=5s;" in config
+    assert f"server {stable2} weight=9 max_fails=1 fail_timeout=5s;" in config
+    assert config.index(canary) < config.index(stable1) < config.index(stable2)
+    assert "10% tts_ui_canary;\n        * tts_ui_stable;" in config
+    status, headers, body = lb.get("/lb-health")
+    assert (status, body) == (200, "ok\n")
+    assert headers["X-LB-Traffic"] == run.task("Report nginx_lb_report", lb.host)["ansible_facts"][
+        "nginx_lb_report"]["traffic_id"]
+
+
+def test_rerunning_the_same_weights_changes_nothing(lb: LB):
+    assert lb.play(50).rc == 0
+    again = lb.play(50)
+    assert again.rc == 0, again.failures(lb.host)
+    assert again.result["stats"][lb.host]["changed"] == 0
+
+
+def test_the_report_carries_the_sha256_of_the_live_config(lb: LB):
+    run = lb.play(10)
+    assert run.rc == 0, run.failures(lb.host)
+    report = run.task("Report nginx_lb_report", lb.host)["ansible_facts"]["nginx_lb_report"]
+    assert report["config_sha256"] == hashlib.sha256(lb.live_config()).hexdigest()
+    assert report["config_path"] == CONF
+    assert report["canary_percent"] == 10
+    assert [(s["address"], s["weight"], s["state"]) for s in report["servers"]] == [
+        (lb.nodes[0], 2, "up"), (lb.nodes[1], 9, "up"), (lb.nodes[2], 9, "up")]
+    assert set(report["logged_as"]) == set(lb.nodes)
+    assert all(re.fullmatch(r"[0-9.]+:[0-9]+|\[[0-9a-f:]+\]:[0-9]+", peer) for peers in report["logged_as"].values()
+               for peer in peers) and all(report["logged_as"].values())
+
+    # The access log names upstreams by IP; the report's logged_as translates them back.
+    _, headers, _ = lb.get("/healthz")  # answered by a node or, with none listening, a 502
+    logged = [json.loads(line) for line in lb.access_log().splitlines()]
+    (entry,) = [e for e in logged if e["request_id"] == headers["X-Request-Id"]]
+    peers = {peer for peers in report["logged_as"].values() for peer in peers}
+    assert entry["upstream_addr"] and set(entry["upstream_addr"].split(", ")) <= peers
+
+
+def test_a_config_nginx_refuses_fails_the_run_and_the_previous_config_keeps_serving(lb: LB):
+    assert lb.play(10).rc == 0
+    before = hashlib.sha256(lb.live_config()).hexdigest()
+    _, healthy_headers, _ = lb.get("/lb-health")
+
+    run = lb.play(50, nginx_lb_client_max_body_size="64 kb;;")
+
+    assert run.rc != 0
+    messages = " ".join(run.failures(lb.host))
+    assert "nginx -t refused the rendered config" in messages
+    assert "client_max_body_size" in messages
+    assert hashlib.sha256(lb.live_config()).hexdigest() == before
+    status, headers, body = lb.get("/lb-health")
+    assert (status, body) == (200, "ok\n")
+    assert headers["X-LB-Traffic"] == healthy_headers["X-LB-Traffic"]
+
+
+def test_zero_and_hundred_percent_use_down_and_backup_and_a_single_ui_bucket(lb: LB):
+    canary, stable1, stable2 = lb.nodes
+    assert lb.play(0).rc == 0
+    config = lb.live_config().decode()
+    assert f"server {canary} weight=1 max_fails=1 fail_timeout=5s down;" in config
+    assert f"server {stable1} weight=1 max_fails=1 fail_timeout=5s;" in config
+    assert "upstream tts_ui_canary" not in config and "* tts_ui_stable;" in config and "% tts_ui" not in config
+
+    assert lb.play(100).rc == 0
+    config = lb.live_config().decode()
+    assert f"server {canary} weight=1 max_fails=1 fail_timeout=5s;" in config
+    assert f"server {stable2} weight=1 max_fails=1 fail_timeout=5s backup;" in config
+    assert "upstream tts_ui_stable" not in config and "* tts_ui_canary;" in config and "% tts_ui" not in config
+
+
+def test_inputs_that_disagree_with_the_share_are_refused_before_nginx_is_touched(lb: LB):
+    assert lb.play(10).rc == 0
+    before = lb.live_config()
+    run = lb.play(10, traffic_canary_percent=0)  # canary servers up, but a 0% share
+    assert run.rc != 0
+    assert f"servers up are {lb.nodes[0]}" in " ".join(run.failures(lb.host))
+    assert lb.live_config() == before
