@@ -12,14 +12,15 @@ PORT ?= 6006
 MODELS := build/models
 STAMP := $(VENV)/.installed
 
-.PHONY: setup models serve image demo demo-stop test test-unit test-integration test-docker bench clean
+.PHONY: setup models serve image demo run-image run-image-stop sandbox-down test test-unit test-integration test-docker bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/image.txt requirements/torch.txt requirements/test.txt
+$(STAMP): pyproject.toml requirements/image.txt requirements/torch.txt requirements/controller.txt requirements/test.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(FIND_LINKS) -r requirements/torch.txt -r requirements/image.txt -r requirements/test.txt
+	$(PIP) install -q $(FIND_LINKS) -r requirements/torch.txt -r requirements/image.txt \
+		-r requirements/controller.txt -r requirements/test.txt
 	$(PIP) install -q --no-deps -e .
 	touch $@
 
@@ -32,12 +33,20 @@ serve: models
 image: models
 	$(VENV)/bin/rollout build $(VERSION)
 
-# Builds the v1.3.0 image and runs it on the local Docker engine on :$(PORT).
-demo: image
+# The product end to end on the local sandbox fleet: sandbox up, build and publish
+# v1.2.0 and v1.3.0, v1.2.0 everywhere, steady traffic, `rollout start v1.3.0`.
+demo: models
+	$(PY) -m canary.demo
+
+# Just the service image, run hardened on local Docker at :$(PORT).
+run-image: image
 	$(VENV)/bin/rollout run $(VERSION) --port $(PORT)
 
-demo-stop: setup
+run-image-stop: setup
 	$(VENV)/bin/rollout stop $(VERSION)
+
+sandbox-down: setup
+	$(VENV)/bin/rollout sandbox down
 
 test: models
 	$(PY) -m pytest -q
@@ -51,8 +60,17 @@ test-integration: models
 test-docker: models
 	$(PY) -m pytest -q -m docker
 
+test-sandbox: models
+	$(PY) -m pytest -q -m sandbox
+
+lint: setup
+	$(VENV)/bin/ansible-lint --profile production roles playbooks
+	$(VENV)/bin/ruff check service canary models bench tests
+
 bench: models
 	$(PY) bench/service.py
+	$(PY) bench/fleet.py
+	$(PY) bench/rollout.py
 
 clean:
 	rm -rf build $(VENV) .pytest_cache

@@ -43,11 +43,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parents[1]
 # Run as a script, this file's folder is sys.path[0], and this file is called
@@ -325,7 +326,7 @@ def server_info(base_url: str) -> dict[str, object]:
 
 
 # -- direct engine ------------------------------------------------------------------------------
-def _load_engine(model_dir: Path) -> "Engine":
+def _load_engine(model_dir: Path) -> Engine:
     from service.engines import create_engine
     from service.model_dir import verify_model_dir
 
@@ -335,7 +336,7 @@ def _load_engine(model_dir: Path) -> "Engine":
     return engine
 
 
-def _timed_synthesis(engine: "Engine", text: str) -> Sample:
+def _timed_synthesis(engine: Engine, text: str) -> Sample:
     started = time.perf_counter()
     audio = engine.synthesize(text, VOICE, 1.0)
     elapsed = time.perf_counter() - started

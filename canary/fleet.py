@@ -6,8 +6,9 @@ plain data. Nothing here decides anything: the controller decides, then calls th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 from canary.inventory import Fleet
 from canary.playbook_runner import PlaybookResult, PlaybookRun, ProgressEvent, run_playbook
@@ -37,7 +38,7 @@ class NodeState:
     previous_image: str | None
 
     @classmethod
-    def from_report(cls, host: str, report: dict[str, Any]) -> "NodeState":
+    def from_report(cls, host: str, report: dict[str, Any]) -> NodeState:
         def text(key: str) -> str | None:
             value = report.get(key)
             return str(value) if value not in (None, "") else None

@@ -90,7 +90,7 @@ class LoadGenerator:
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
         return self.result
 
-    def start(self, duration_s: float, max_requests: int = 100_000) -> "LoadGenerator":
+    def start(self, duration_s: float, max_requests: int = 100_000) -> LoadGenerator:
         self._thread = threading.Thread(target=self.run, args=(duration_s, max_requests), daemon=True)
         self._thread.start()
         return self

@@ -81,5 +81,5 @@ def run(image: str, name: str, options: RunOptions, timeout_s: float = 180.0) ->
             break
         time.sleep(1.0)
     else:
-        status = "not healthy after %.0fs" % timeout_s
+        status = f"not healthy after {timeout_s:.0f}s"
     raise ContainerError(f"container {name} ({image}) is {status}; last log lines:\n{logs(name)}")

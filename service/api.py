@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -122,7 +122,7 @@ def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
             return _error(429, str(exc), "rate_limit_error", "queue_full", retry_after=runtime.retry_after_s())
         try:
             result = await asyncio.wait_for(asyncio.wrap_future(future), timeout=settings.request_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return _error(504, f"synthesis took longer than {settings.request_timeout_s}s", "server_error", "timeout")
         except BadAudioError as exc:
             log.error("bad audio from %s: %s", manifest.version, exc)

@@ -41,7 +41,7 @@ class Settings:
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         aliases = env.get("TTS_MODEL_ALIASES", "tts-1,tts-1-hd")
         return cls(

@@ -13,9 +13,10 @@ import getpass
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from canary.analysis.access_log import Attempt, Request
 from canary.analysis.judge import Verdict, judge
@@ -27,7 +28,6 @@ from canary.rollout.phases import Phase
 from canary.rollout.ports import Clock, FleetPort, MetricsPort, ProbePort, RegistryPort, TrafficPort
 from canary.rollout.state import RolloutState, plan_rollout, traffic_layout
 from canary.store import ActiveRolloutError, ConcurrentUpdateError, Record, Store
-
 
 TICK_LEASE_S = 1800  # longer than any single action (a deploy waits for health)
 
@@ -296,7 +296,7 @@ class Controller:
         key = (record.id, state.step_index)
         if self._baseline_cache is None or self._baseline_cache[:2] != key:
             requests, _ = self.metrics.read(state.baseline_cursor)
-            started = datetime.fromtimestamp(state.step_started_at or 0, timezone.utc)
+            started = datetime.fromtimestamp(state.step_started_at or 0, UTC)
             earlier = [r for r in requests if r.time < started]
             self._baseline_cache = (record.id, state.step_index, self._split(state, earlier)[1])
         return self._baseline_cache[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 
 
-class Phase(str, enum.Enum):
+class Phase(enum.StrEnum):
     PENDING = "PENDING"
     PREFLIGHT = "PREFLIGHT"
     PREPULL = "PREPULL"

@@ -54,7 +54,7 @@ class RolloutState:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RolloutState":
+    def from_dict(cls, data: dict[str, Any]) -> RolloutState:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["phase"] = Phase(values["phase"])

@@ -14,7 +14,6 @@ import numpy as np
 
 from service.model_dir import ModelManifest
 
-
 WARMUP_TEXT = "Warm-up: the quick brown fox jumps over the lazy dog."
 
 

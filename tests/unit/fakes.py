@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from canary.analysis.access_log import Attempt, Request
@@ -113,7 +113,7 @@ class SimulatedFleet:
             b = self.behaviour.get(version, VersionBehaviour())
             error = self.rng.random() < b.error_rate
             latency = b.latency_s * (0.8 + 0.4 * self.rng.random())
-            when = datetime.fromtimestamp(self.log_time, timezone.utc)
+            when = datetime.fromtimestamp(self.log_time, UTC)
             attempt = Attempt(str(self.seq), when, server.address, 500 if error else 200, latency, error, True,
                               "/v1/audio/speech")
             self.log.append(Request(str(self.seq), when, 500 if error else 200, (attempt,), error,

@@ -79,7 +79,13 @@ def test_each_step_waits_for_dwell_and_min_requests(world):
     sim.rps = 2.0  # 10% canary share: 0.2 canary req/s, min 50 → about 250 s at step 1
     c = controller()
     record = c.start("v1.3.0")
-    run_until = lambda pred: next(r for r in iter(lambda: (clock.sleep(10), c.tick())[1], None) if pred(r))
+    def run_until(pred):
+        while True:
+            clock.sleep(10)
+            record = c.tick()
+            if pred(record):
+                return record
+
     step1 = run_until(lambda r: r.phase == "TRAFFIC" and r.state["weight_live"] == 10)
     entered = step1.state["step_started_at"]
     step2 = run_until(lambda r: r.state.get("step_index") == 1)
