@@ -4,6 +4,9 @@
 set -eu
 printf '%s\n' "${SANDBOX_AUTHORIZED_KEY:?}" > /root/.ssh/authorized_keys
 chmod 600 /root/.ssh/authorized_keys
+# A `docker stop` kills the inner engine without cleanup; its stale pid files would
+# stop it from starting again after `docker start`.
+rm -rf /var/run/docker.pid /var/run/docker /run/containerd
 dockerd --insecure-registry "${SANDBOX_REGISTRY:?}" >/var/log/dockerd.log 2>&1 &
 i=0
 until docker info >/dev/null 2>&1; do

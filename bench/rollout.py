@@ -1,0 +1,107 @@
+"""Rollout benchmark on the sandbox: the controller's own overhead and how fast it backs out.
+
+    .venv/bin/python bench/rollout.py
+
+Runs three rollouts on the 3-host sandbox under steady load through the LB, with the
+product's controller (the same code as `rollout start`):
+- healthy v1.3.0: wall time minus the configured dwell times = the controller's
+  overhead (preflight, pre-pull, deploys, reloads, analysis), split by phase;
+- v1.3.0-flaky (fails ~30% of inputs): time from the failing verdict to zero traffic on
+  the new version (the LB reload that drains it);
+- v1.3.0-silent (broken audio): caught at the warm-up gate, before any traffic;
+and the failed client requests during each, side by side.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from canary import fleet as fleet_ops  # noqa: E402
+from canary import images, sandbox  # noqa: E402
+from canary.cli import REPO_ROOT, SANDBOX_INVENTORY, image_tag  # noqa: E402
+from canary.inventory import Fleet, load_fleet  # noqa: E402
+from canary.loadgen import LoadGenerator  # noqa: E402
+from canary.rollout.commands import controller_for, follow  # noqa: E402
+from canary.store import Store  # noqa: E402
+
+POLICY = {"steps": [10, 50, 100], "dwell_s": 10, "min_requests": 15, "interval_s": 4, "step_max_s": 180,
+          "consecutive_failures": 2, "batch_size": 1}
+
+
+def publish(fleet: Fleet, version: str, variant: str | None = None) -> str:
+    full = f"{version}-{variant}" if variant else version
+    subprocess.run([sys.executable, "-m", "models", "build", version, *(["--variant", variant] if variant else []),
+                    "--out", str(REPO_ROOT / "build" / "models")], check=True, capture_output=True, cwd=REPO_ROOT)
+    images.build_image(REPO_ROOT, full, image_tag(full, None), git_revision=images.git_revision(REPO_ROOT))
+    images.push_image(image_tag(full, None), fleet.image(full, for_push=True))
+    return full
+
+
+def reset(fleet: Fleet) -> None:
+    fleet_ops.deploy(fleet, "v1.2.0")
+    fleet_ops.set_traffic(fleet, {}, {n.name: "v1.2.0" for n in fleet.nodes}, 0)
+
+
+def run_scenario(fleet: Fleet, store: Store, version: str) -> dict:
+    reset(fleet)
+    controller = controller_for(fleet, store, log=lambda _: None)
+    load = LoadGenerator(fleet.lb_public_url, rps=5).start(duration_s=1800)
+    started = time.time()
+    try:
+        record = controller.start(version, fleet.policy)
+        follow(controller, record)
+    finally:
+        traffic = load.stop()
+    wall = time.time() - started
+    events = store.events(record.id)
+    final = store.get(record.id)
+    phases = [(e.at, e.kind.removeprefix("enter ")) for e in events if e.kind.startswith("enter ")]
+    durations: dict[str, float] = {}
+    for (at, phase), (next_at, _) in zip(phases, phases[1:]):
+        durations[phase] = durations.get(phase, 0.0) + next_at - at
+    rollback_at = next((e.at for e in events if e.kind == "enter ROLLING_BACK"), None)
+    drained_at = next((e.at for e in events if e.kind == "traffic off new version"), None)
+    return {"version": version, "result": final.result, "wall_s": wall, "phases": durations,
+            "fail_to_zero_s": drained_at - rollback_at if rollback_at and drained_at else None,
+            "requests": len(traffic.outcomes), "failed": len(traffic.failed),
+            "new_version_answers": traffic.by_version().get(version, 0), "reason": final.reason or ""}
+
+
+def main() -> int:
+    sandbox.up(sandbox.SandboxSpec(hosts=3), SANDBOX_INVENTORY, REPO_ROOT)
+    fleet = load_fleet(SANDBOX_INVENTORY, POLICY)
+    versions = [publish(fleet, "v1.2.0"), publish(fleet, "v1.3.0"), publish(fleet, "v1.3.0", "flaky"),
+                publish(fleet, "v1.3.0", "silent")]
+    store = Store(Path(tempfile.mkdtemp(prefix="voxfleet-bench-")) / "rollouts.db")
+    results = [run_scenario(fleet, store, v) for v in versions[1:]]
+    reset(fleet)
+
+    dwell_total = POLICY["dwell_s"] * len(POLICY["steps"])
+    print("\nvoxfleet rollout benchmark (3-host sandbox, steady load 5 req/s through the LB)\n")
+    print(f"{'scenario':<16} {'result':<12} {'wall s':>7} {'overhead s':>10} {'fail→0% s':>9} "
+          f"{'requests':>8} {'failed':>6} {'answered by new':>15}")
+    for r in results:
+        overhead = r["wall_s"] - dwell_total if r["result"] == "succeeded" else None
+        print(f"{r['version']:<16} {r['result']:<12} {r['wall_s']:>7.1f} "
+              f"{overhead if overhead is not None else float('nan'):>10.1f} "
+              f"{r['fail_to_zero_s'] if r['fail_to_zero_s'] is not None else float('nan'):>9.2f} "
+              f"{r['requests']:>8} {r['failed']:>6} {r['new_version_answers']:>15}")
+    healthy = results[0]
+    print(f"\nhealthy rollout, time per phase (configured dwell {POLICY['dwell_s']} s × {len(POLICY['steps'])} steps "
+          f"= {dwell_total} s; overhead share {1 - dwell_total / healthy['wall_s']:.0%}):")
+    for phase, seconds in healthy["phases"].items():
+        print(f"  {phase:<14} {seconds:>7.1f} s")
+    for r in results[1:]:
+        print(f"{r['version']}: {r['reason']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
