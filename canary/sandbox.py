@@ -208,6 +208,9 @@ def inventory_document(spec: SandboxSpec) -> dict:
             "tts_registry": f"{spec.registry}:5000",
             "tts_registry_push": f"127.0.0.1:{spec.registry_port}",
             "tts_image_repository": "tts",
+            # Three service containers share this machine's cores: a deeper queue rides out
+            # the CPU contention a GPU host would not have.
+            "tts_service_env": {"TTS_MAX_QUEUE": "32"},
             "lb_public_url": f"http://127.0.0.1:{spec.http_port}",
         },
         "children": {

@@ -34,7 +34,7 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         env = dict(os.environ, MODEL_DIR=str(self.model_dir), PORT=str(self.port), HOST="127.0.0.1",
                    PYTHONPATH=str(REPO), **self.env)
         self.log_path = self.log_path or Path(f"/tmp/voxfleet-test-server-{self.port}.log")
