@@ -211,6 +211,7 @@ def inventory_document(spec: SandboxSpec) -> dict:
             # Three service containers share this machine's cores: a deeper queue rides out
             # the CPU contention a GPU host would not have.
             "tts_service_env": {"TTS_MAX_QUEUE": "32"},
+            "tts_pull_policy": "always",  # developers rebuild the same version tags here
             "lb_public_url": f"http://127.0.0.1:{spec.http_port}",
         },
         "children": {
