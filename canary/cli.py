@@ -59,10 +59,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
+def _required_registry(args: argparse.Namespace) -> str:
     push_registry = _push_registry(args)
     if not push_registry:
         raise images.ImageBuildError("no registry: pass --registry HOST:PORT or an inventory with tts_registry_push")
+    return push_registry
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    push_registry = _required_registry(args)
     target = image_tag(args.version, push_registry)
     digest = images.push_image(image_tag(args.version, None), target)
     print(f"{target}\t{digest}")
@@ -70,9 +75,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_images(args: argparse.Namespace) -> int:
-    push_registry = _push_registry(args)
-    if not push_registry:
-        raise images.ImageBuildError("no registry: pass --registry HOST:PORT or an inventory with tts_registry_push")
+    push_registry = _required_registry(args)
     versions = registry.list_versions(push_registry, "tts")
     for item in versions:
         print(f"{item.version}\t{item.digest}")

@@ -6,6 +6,7 @@ plain data. Nothing here decides anything: the controller decides, then calls th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -53,9 +54,9 @@ Progress = Callable[[ProgressEvent], None]
 
 
 def _secrets(fleet: Fleet) -> dict[str, str]:
-    common = next(iter(fleet.hostvars.values()), {})
-    password = common.get("tts_registry_password")
-    return {"registry_password": str(password)} if password else {}
+    """Secrets from the controller's environment (a CI secret), handed to Ansible out of band."""
+    password = os.environ.get("VOXFLEET_REGISTRY_PASSWORD", "")
+    return {"registry_password": password} if password else {}
 
 
 def _run(fleet: Fleet, playbook: str, extravars: dict[str, Any], action: str, limit: str | None = None,

@@ -1,0 +1,46 @@
+"""`rollout sandbox up/down/status` on a second, small sandbox (its own names and ports)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from canary import sandbox
+from canary.inventory import load_fleet
+from tests.e2e.conftest import REPO, docker_works
+
+pytestmark = pytest.mark.sandbox
+SPEC = sandbox.SandboxSpec(hosts=2, prefix="vftest", registry_port=15900, http_port=18900, ssh_base_port=22900)
+
+
+def docker_names(kind: str) -> set[str]:
+    args = {"container": ["ps", "-a", "--format", "{{.Names}}"], "volume": ["volume", "ls", "-q"],
+            "network": ["network", "ls", "--format", "{{.Name}}"]}[kind]
+    return set(subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout.split())
+
+
+def test_up_is_idempotent_and_down_removes_exactly_what_up_created(tmp_path):
+    if not docker_works():
+        pytest.skip("no Docker engine")
+    inventory = tmp_path / "sandbox"
+    before = {kind: docker_names(kind) for kind in ("container", "volume", "network")}
+    try:
+        first = sandbox.up(SPEC, inventory, REPO)
+        assert {first[n] for n in ("vftest-registry", "vftest-lb", "vftest-node1", "vftest-node2")} == {"created"}
+        fleet = load_fleet(inventory)
+        assert [n.name for n in fleet.nodes] == ["node1", "node2"] and fleet.lbs == ("lb1",)
+        assert fleet.registry == "vftest-registry:5000" and fleet.lb_public_url == "http://127.0.0.1:18900"
+
+        second = sandbox.up(SPEC, inventory, REPO)
+        assert set(second.values()) == {"unchanged"}
+
+        rows = {row["name"]: row for row in sandbox.status(SPEC)}
+        assert rows["vftest-node1"]["state"] == "running" and rows["vftest-node1"]["runs"] == "nothing"
+        assert rows["vftest-lb"]["role"] == "lb"
+    finally:
+        removed = sandbox.down(inventory, prefix="vftest")
+    after = {kind: docker_names(kind) for kind in ("container", "volume", "network")}
+    assert after == before  # the shared sandbox and everything else untouched
+    assert {"vftest-registry", "vftest-lb", "vftest-node1", "vftest-node2"} <= set(removed)
+    assert not (inventory / "hosts.yml").exists() and not (inventory / ".sandbox").exists()
