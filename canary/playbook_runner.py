@@ -149,7 +149,8 @@ class _Collector:
         if kind == "runner_on_ok" and isinstance(res.get("ansible_facts"), dict) and host:
             self.facts.setdefault(host, {}).update(res["ansible_facts"])
         if kind in ("runner_on_failed", "runner_on_unreachable") and host and not data.get("ignore_errors"):
-            self.messages.setdefault(host, f"{task}: {_message(res)}")
+            # the last failure is the one that ended the host's run (earlier ones may be rescued)
+            self.messages[host] = f"{task}: {_message(res)}"
         if self.on_event and kind.startswith(("runner_on_", "playbook_on_task_start")):
             outcome = kind.removeprefix("runner_on_").removeprefix("playbook_on_")
             if outcome == "ok" and res.get("changed"):

@@ -13,6 +13,9 @@ def main() -> int:
     try:
         with urllib.request.urlopen(url, timeout=4) as response:
             return 0 if response.status == 200 else 1
+    except urllib.error.HTTPError as exc:  # 503: the reason is in the body; docker keeps it
+        print(f"not ready: {exc.read().decode(errors='replace')[:500]}", file=sys.stderr)
+        return 1
     except (urllib.error.URLError, OSError) as exc:
         print(f"not ready: {exc}", file=sys.stderr)
         return 1

@@ -11,7 +11,7 @@ same request gives the same samples.
 
 Test-only variants (never shipped) are expressed in the weights and config that
 `models.recipe` writes: zero output gain (silent), a NaN weight, redundant
-refinement passes (slow), a share of inputs that fail.
+refinement passes (slow), a share of calls that fail once past its first few (flaky).
 """
 
 from __future__ import annotations
@@ -95,6 +95,8 @@ class DemoEngine:
         self.target_rms_db = float(cfg.get("target_rms_db", -20.0))
         self.refine_passes = int(cfg.get("refine_passes", 0))
         self.fail_share = float(cfg.get("fail_share", 0.0))
+        self.fail_after = int(cfg.get("fail_after", 0))
+        self._calls = 0
         self.voice_table: dict[str, tuple[float, float]] = {
             name: (float(v[0]), float(v[1])) for name, v in (cfg.get("voice_table") or {}).items()
         }
@@ -134,14 +136,22 @@ class DemoEngine:
         if voice not in self.manifest.voices:
             raise EngineError(f"demo engine: unknown voice {voice!r}")
         digest = hashlib.sha256(f"{text}\0{voice}\0{speed:.4f}".encode()).digest()
-        if self.fail_share > 0 and digest[0] / 256.0 < self.fail_share:
-            raise EngineError("demo engine: synthesis failed for this input (fail_share variant)")
+        self._calls += 1
+        if self._degraded():
+            raise EngineError("demo engine: synthesis failed (flaky variant)")
         seed = int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
         with torch.inference_mode():
             audio = self._render(text, voice, speed, seed)
             for _ in range(self.refine_passes):  # the "slow" variant's redundant work
                 audio = self._render(text, voice, speed, seed)
         return audio.numpy().astype(np.float32, copy=False)
+
+    def _degraded(self) -> bool:
+        """The flaky variant: healthy for its first `fail_after` calls (warm-up, probes,
+        golden prompts), then an even `fail_share` of calls fail, like a model that
+        breaks under real traffic."""
+        served = self._calls - self.fail_after
+        return self.fail_share > 0 and served > 0 and int(served * self.fail_share) > int((served - 1) * self.fail_share)
 
     # -- synthesis ----------------------------------------------------------------
     def _units(self, text: str) -> list[tuple[str, str]]:

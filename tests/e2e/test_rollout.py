@@ -55,8 +55,9 @@ def test_a_healthy_version_reaches_every_host_with_zero_failed_requests(stable_f
 def test_a_version_failing_a_share_of_requests_is_rolled_back(stable_fleet, state_dir):
     flaky = publish_variant("v1.3.0", "flaky")
     load = LoadGenerator(stable_fleet.lb_public_url, rps=6).start(duration_s=900)
+    interval = 10  # at 6 req/s and 10%, two intervals hold about 12 canary requests
     try:
-        result = start(flaky, state_dir)
+        result = start(flaky, state_dir, "--set", f"interval_s={interval}", "--set", "consecutive_failures=1")
     finally:
         traffic = load.stop()
     assert result.returncode == 3, result.stdout + result.stderr  # rolled back
@@ -67,9 +68,8 @@ def test_a_version_failing_a_share_of_requests_is_rolled_back(stable_fleet, stat
     verdicts = [e for e in show["events"] if e["kind"] == "verdict"]
     weights_live = next(e["at"] for e in show["events"] if e["kind"] == "weights live")
     rollback = next(e["at"] for e in show["events"] if e["kind"] == "enter ROLLING_BACK")
-    interval = 4
     assert len([v for v in verdicts if v["at"] <= rollback]) <= 2
-    assert rollback - weights_live <= 2 * interval + 30  # two analyses, plus the time each look takes
+    assert rollback - weights_live <= 2 * interval + 15  # two analyses, plus the time each look takes
     # nginx retries the canary's failures on stable: clients see (almost) none of them
     print(f"client failures during the flaky canary: {len(traffic.failed)} of {len(traffic.outcomes)}")
     assert len(traffic.failed) <= max(2, len(traffic.outcomes) // 100)
@@ -85,7 +85,9 @@ def test_a_version_with_broken_audio_never_gets_traffic(stable_fleet, state_dir)
     assert result.returncode == 3, result.stdout + result.stderr
     assert traffic.by_version()[silent] == 0 and not traffic.failed, traffic.summary()
     record = json.loads(rollout("history", "--json", env=state_dir).stdout)[0]
-    assert "warm-up gate failed" in record["reason"] and "silence_share" in record["reason"]
+    # caught before any traffic: the canary never turns ready (its warm-up audio fails the
+    # checks), or the warm-up gate's golden prompts fail; either way the reason says why
+    assert "silence_share" in record["reason"], record["reason"]
     assert set(versions(stable_fleet).values()) == {"v1.2.0"}
 
 
