@@ -52,7 +52,7 @@ def reset(fleet: Fleet) -> None:
 def run_scenario(fleet: Fleet, store: Store, version: str) -> dict:
     reset(fleet)
     controller = controller_for(fleet, store, log=lambda _: None)
-    load = LoadGenerator(fleet.lb_public_url, rps=5).start(duration_s=1800)
+    load = LoadGenerator(fleet.lb_public_url, rps=3).start(duration_s=1800)
     started = time.time()
     try:
         record = controller.start(version, fleet.policy)
@@ -84,7 +84,7 @@ def main() -> int:
     reset(fleet)
 
     dwell_total = POLICY["dwell_s"] * len(POLICY["steps"])
-    print("\nvoxfleet rollout benchmark (3-host sandbox, steady load 5 req/s through the LB)\n")
+    print("\nvoxfleet rollout benchmark (3-host sandbox, steady load 3 req/s through the LB)\n")
     print(f"{'scenario':<16} {'result':<12} {'wall s':>7} {'overhead s':>10} {'fail→0% s':>9} "
           f"{'requests':>8} {'failed':>6} {'answered by new':>15}")
     for r in results:

@@ -55,7 +55,7 @@ def main() -> int:
         follow(controller, store.active(controller.fleet_key))
 
     banner(f"steady traffic through the LB ({fleet.lb_public_url}), then: rollout start v1.3.0")
-    load = LoadGenerator(fleet.lb_public_url, rps=4).start(duration_s=1800)
+    load = LoadGenerator(fleet.lb_public_url, rps=3).start(duration_s=1800)
     try:
         record = controller.start("v1.3.0", fleet.policy)
         code = follow(controller, record)

@@ -39,5 +39,5 @@ VARIANTS: dict[str, tuple[dict[str, Any], float, bool]] = {
     "silent": ({}, 0.0, False),
     "nan": ({}, 1.0, True),
     "slow": ({"refine_passes": 40}, 1.0, False),
-    "flaky": ({"fail_share": 0.3, "fail_after": 12}, 1.0, False),
+    "flaky": ({"fail_share": 0.3, "fail_after": 9}, 1.0, False),
 }
