@@ -25,8 +25,8 @@ SANDBOX_INVENTORY = REPO_ROOT / "inventory" / "sandbox"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
-def image_tag(version: str, registry: str | None) -> str:
-    return f"{registry.rstrip('/')}/tts:{version}" if registry else f"tts:{version}"
+def image_tag(version: str, registry: str | None, repository: str = "tts") -> str:
+    return f"{registry.rstrip('/')}/{repository}:{version}" if registry else f"tts:{version}"
 
 
 def cmd_model_build(args: argparse.Namespace) -> int:
@@ -53,10 +53,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     tags = [tag]
     push_registry = _push_registry(args)
     if push_registry:
-        tags.append(image_tag(args.version, push_registry))
+        tags.append(image_tag(args.version, push_registry, _repository(args)))
         images.tag_image(tag, tags[-1])
     print(f"{image_id}\t{' '.join(tags)}")
     return EXIT_OK
+
+
+def _repository(args: argparse.Namespace) -> str:
+    inventory = Path(args.inventory)
+    exists = (inventory / "hosts.yml").exists() or inventory.is_file()
+    return load_fleet(inventory).repository if exists and not args.registry else "tts"
 
 
 def _required_registry(args: argparse.Namespace) -> str:
@@ -68,7 +74,7 @@ def _required_registry(args: argparse.Namespace) -> str:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     push_registry = _required_registry(args)
-    target = image_tag(args.version, push_registry)
+    target = image_tag(args.version, push_registry, _repository(args))
     digest = images.push_image(image_tag(args.version, None), target)
     print(f"{target}\t{digest}")
     return EXIT_OK
@@ -76,11 +82,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_images(args: argparse.Namespace) -> int:
     push_registry = _required_registry(args)
-    versions = registry.list_versions(push_registry, "tts")
+    repository = _repository(args)
+    versions = registry.list_versions(push_registry, repository)
     for item in versions:
         print(f"{item.version}\t{item.digest}")
     if not versions:
-        print(f"no versions in {push_registry}/tts")
+        print(f"no versions in {push_registry}/{repository}")
     return EXIT_OK
 
 

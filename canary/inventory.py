@@ -109,7 +109,9 @@ def check_fleet(source: Path, data: dict[str, Any], hostvars: dict[str, dict[str
     nodes, seen_upstream, seen_ssh = [], {}, {}
     for name in node_names:
         hv = hostvars.get(name, {})
-        upstream = hv.get("tts_upstream_address") or f"{hv.get('ansible_host', name)}:6006"
+        upstream = str(hv.get("tts_upstream_address") or f"{hv.get('ansible_host', name)}:6006")
+        if not upstream.rpartition(":")[2].isdigit():
+            problems.append(f"host {name}: tts_upstream_address {upstream!r} must be host:port")
         ssh = f"{hv.get('ansible_host', name)}:{hv.get('ansible_port', 22)}"
         for address, seen, what in ((upstream, seen_upstream, "upstream address"), (ssh, seen_ssh, "SSH address")):
             if address in seen:

@@ -40,6 +40,7 @@ class Policy:
     promotion_window: str = ""  # e.g. "02:00-05:00"; empty: any time
     promotion_timezone: str = "UTC"
     promotion_weekdays: tuple[str, ...] = WEEKDAYS
+    promotion_not_before: str = ""  # ISO 8601 with an offset, e.g. 2026-11-26T02:00:00+01:00
     notify_url: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -104,6 +105,8 @@ def parse_policy(raw: dict[str, Any] | None, base: Policy | None = None) -> Poli
                 problems.append(f"rollout_policy.canary_hosts: must be a list of inventory host names, got {value!r}")
             else:
                 values[key] = tuple(value)
+        elif key == "promotion_not_before":
+            values[key] = _instant(key, value, problems)
         elif key == "promotion_timezone":
             values[key] = _timezone(value, problems)
         elif key == "notify_url":
@@ -117,6 +120,22 @@ def parse_policy(raw: dict[str, Any] | None, base: Policy | None = None) -> Poli
     if problems:
         raise PolicyError(problems)
     return policy
+
+
+def _instant(key: str, value: Any, problems: list[str]) -> str:
+    from datetime import datetime
+
+    if value in ("", None):
+        return ""
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        problems.append(f"rollout_policy.{key}: must be an ISO 8601 time with an offset "
+                        f"(2026-11-26T02:00:00+01:00), got {value!r}")
+        return ""
+    return parsed.isoformat()
 
 
 def _timezone(value: Any, problems: list[str]) -> str:

@@ -37,6 +37,16 @@ def _error(status: int, message: str, kind: str, code: str, retry_after: int | N
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The body, but never more than limit + 1 bytes of it (chunked uploads have no length)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            break
+    return bytes(body)
+
+
 def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
     settings, manifest, metrics = runtime.settings, runtime.manifest, runtime.metrics
     rules = RequestRules(
@@ -106,7 +116,13 @@ def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
 
     @app.post(SPEECH_PATH)
     async def speech(request: Request) -> Response:
-        body = await request.body()
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > settings.max_body_bytes:  # refuse before reading it
+            metrics.rejected.labels("invalid").inc()
+            return JSONResponse(RequestError(413, f"request body is {declared} bytes, the limit is "
+                                             f"{settings.max_body_bytes}", "body", "body_too_large").body(),
+                                status_code=413)
+        body = await _read_capped(request, settings.max_body_bytes)
         try:
             req = parse_speech_request(body, request.headers.get("content-type"), rules)
         except RequestError as exc:

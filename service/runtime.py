@@ -150,7 +150,11 @@ class ModelRuntime:
         for chunk in split_sentences(text, self.settings.chunk_chars):
             if parts:
                 parts.append(gap)
-            parts.append(np.asarray(self.engine.synthesize(chunk, voice, speed), dtype=np.float32))
+            audio = np.asarray(self.engine.synthesize(chunk, voice, speed), dtype=np.float32)
+            chunk_report = check_audio(audio, rate, chunk, self.limits)
+            if not chunk_report.passed:  # one silent sentence must not hide in a long answer
+                raise BadAudioError(chunk_report)
+            parts.append(audio)
         audio = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
         elapsed = time.perf_counter() - started
         report = check_audio(audio, rate, text, self.limits)

@@ -114,12 +114,15 @@ class SshAccessLog:
         generation, size = self._stat()
         start = LogCursor(**cursor) if cursor else LogCursor(generation=generation, offset=0)
         offset = start.offset if start.generation == generation and start.offset <= size else 0  # rotated
-        if size <= offset:
-            return [], {"generation": generation, "offset": offset}
-        chunk = self._remote(f"tail -c +{offset + 1} {shlex.quote(self.path)} | head -c {MAX_READ_BYTES}")
-        lines, consumed = split_complete(chunk)
-        requests, _malformed = parse_lines(lines)
+        requests: list[Request] = []
         names = self._address_map()
-        requests = [replace(r, attempts=tuple(replace(a, address=names.get(a.address, a.address))
-                                              for a in r.attempts)) for r in requests]
-        return requests, {"generation": generation, "offset": offset + consumed}
+        while offset < size:  # in bounded chunks, to the end of what is logged now
+            chunk = self._remote(f"tail -c +{offset + 1} {shlex.quote(self.path)} | head -c {MAX_READ_BYTES}")
+            lines, consumed = split_complete(chunk)
+            if consumed == 0:
+                break  # only a partial line so far
+            parsed, _malformed = parse_lines(lines)
+            requests += [replace(r, attempts=tuple(replace(a, address=names.get(a.address, a.address))
+                                                   for a in r.attempts)) for r in parsed]
+            offset += consumed
+        return requests, {"generation": generation, "offset": offset}

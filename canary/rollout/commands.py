@@ -53,6 +53,7 @@ def follow(controller: Controller, record: Record) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.update(flag=True))
     try:
         while not interrupted["flag"]:
+            before = record.revision
             record = controller.tick() or controller.store.get(record.id)
             phase = Phase(record.phase)
             if phase.terminal or phase is Phase.PAUSED:
@@ -60,6 +61,8 @@ def follow(controller: Controller, record: Record) -> int:
                 return EXIT_CODES[phase]
             if phase is Phase.TRAFFIC:
                 controller.clock.sleep(float(record.state["policy"]["interval_s"]))
+            elif record.revision == before:  # another process holds the tick: wait for it
+                controller.clock.sleep(1.0)
         print(f"interrupted: {record.id} stays {record.phase}; continue with `rollout resume`")
         return EXIT_ERROR
     finally:
@@ -216,9 +219,11 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def _record_dict(record: Record, store: Store, events: bool = False) -> dict[str, Any]:
-    data = {"id": record.id, "version": record.version, "stable_version": record.stable_version,
+    data = {"id": record.id, "version": record.version,
+            "stable_version": record.stable_version or record.state.get("stable_version"),
             "phase": record.phase, "result": record.result, "reason": record.reason,
-            "image_digest": record.image_digest, "git_revision": record.git_revision,
+            "image_digest": record.image_digest or record.state.get("image_digest"),
+            "git_revision": record.git_revision,
             "started_at": record.started_at, "ended_at": record.ended_at}
     if events:
         data["events"] = [{"seq": e.seq, "at": e.at, "kind": e.kind, "actor": e.actor, "data": e.data}

@@ -20,13 +20,13 @@ from typing import Any
 
 from canary.analysis.access_log import Attempt, Request
 from canary.analysis.judge import Verdict, judge
-from canary.fleet import FleetError
 from canary.inventory import Fleet
 from canary.policy import Policy, parse_policy
 from canary.quality import compare
 from canary.rollout.phases import Phase
 from canary.rollout.ports import Clock, FleetPort, MetricsPort, ProbePort, RegistryPort, TrafficPort
 from canary.rollout.state import RolloutState, plan_rollout, traffic_layout
+from canary.schedule import promotion_gate
 from canary.store import ActiveRolloutError, ConcurrentUpdateError, Record, Store
 
 TICK_LEASE_S = 1800  # longer than any single action (a deploy waits for health)
@@ -46,7 +46,19 @@ class StepDecision:
     reason: str
 
 
-def decide_step(state: RolloutState, verdict: Verdict, canary_requests: int, now: float) -> StepDecision:
+def rollback_targets(state: RolloutState) -> list[str]:
+    """Every host that may run the new version: those that finished a deploy, and any
+    whose deploy was under way (a failed start leaves the new container behind)."""
+    hosts = list(state.new_hosts)
+    phase = Phase(state.paused_phase) if state.phase is Phase.PAUSED and state.paused_phase else state.phase
+    if phase in (Phase.CANARY_DEPLOY, Phase.WARMUP_GATE, Phase.TRAFFIC, Phase.PROMOTING):
+        hosts += state.canary_hosts
+    if phase is Phase.PROMOTING and state.batch_index < len(state.batches):
+        hosts += state.batches[state.batch_index]
+    return [h for h in state.upstream if h in set(hosts)]
+
+
+def decide_step(state: RolloutState, verdict: Verdict, now: float) -> StepDecision:
     """What a traffic step does after an analysis (pure)."""
     policy = parse_policy(state.policy)
     if verdict.verdict == "fail" and state.consecutive_fails + 1 >= policy.consecutive_failures:
@@ -55,6 +67,9 @@ def decide_step(state: RolloutState, verdict: Verdict, canary_requests: int, now
         return StepDecision("wait", f"analysis failed once ({verdict.summary}); confirming")
     dwell_left = policy.dwell_s - (now - (state.step_started_at or now))
     if verdict.verdict == "pass" and (state.skip_wait or state.full_promote or dwell_left <= 0):
+        allowed, why = promotion_gate(policy, now)
+        if state.step_index == 0 and not allowed and not (state.skip_wait or state.full_promote):
+            return StepDecision("wait", f"canary healthy; {why}")
         return StepDecision("advance", f"step {state.step_weight}% passed: {verdict.summary}")
     if verdict.verdict == "pass":
         return StepDecision("wait", f"passing; {dwell_left:.0f}s of dwell left")
@@ -135,8 +150,8 @@ class Controller:
                 return self._dispatch(record, state)
             except (Superseded, ConcurrentUpdateError):
                 return self.store.get(record.id)
-            except (FleetError, RolloutError, OSError) as exc:
-                return self._on_error(self.store.get(record.id), exc)
+            except Exception as exc:  # any doubt after traffic moved means roll back
+                return self._on_error(self.store.get(record.id), exc, acting=state.phase)
         finally:
             self.store.unlock(lease, self.holder)
 
@@ -158,15 +173,31 @@ class Controller:
         if self.store.get(record.id).revision != record.revision:
             raise Superseded(record.id)
 
-    def _on_error(self, record: Record, exc: Exception) -> Record:
+    def _on_error(self, record: Record, exc: Exception, acting: Phase) -> Record:
         state = RolloutState.from_dict(record.state)
-        message = str(exc).strip()
+        message = str(exc).strip() or type(exc).__name__
+        if state.phase.terminal:
+            return record
+        if state.phase is not acting:  # an abort moved the rollout meanwhile: its path wins
+            self.store.append_event(record.id, "error superseded", self.actor,
+                                    {"phase": acting.value, "error": message}, self.clock.now())
+            return record
         if state.phase in (Phase.PENDING, Phase.PREFLIGHT):
             return self._enter(record, state, Phase.PREFLIGHT_FAILED, f"preflight: {message}")[0]
         if state.phase is Phase.ROLLING_BACK:
             return self._enter(record, state, Phase.FAILED, f"roll back failed: {message}")[0]
-        return self._enter(record, state, Phase.ROLLING_BACK, f"error in {state.phase.value}: {message}",
-                           rollback_stage="drain", paused_phase=None)[0]
+        if state.phase is Phase.PROMOTING and state.batch_index >= len(state.batches):
+            # every host already runs the new version; only the final reload failed: retry it
+            self.store.append_event(record.id, "final reload failed, retrying", self.actor,
+                                    {"error": message}, self.clock.now())
+            return record
+        return self._start_rollback(record, state, f"error in {state.phase.value}: {message}")
+
+    def _start_rollback(self, record: Record, state: RolloutState, reason: str) -> Record:
+        """Enter ROLLING_BACK and drain the new version at once, in the same tick."""
+        record, state = self._enter(record, state, Phase.ROLLING_BACK, reason, rollback_stage="drain",
+                                    paused_phase=None, new_hosts=rollback_targets(state))
+        return self._rolling_back(record, state)
 
     def _dispatch(self, record: Record, state: RolloutState) -> Record:
         handlers = {
@@ -236,8 +267,7 @@ class Controller:
         self.store.append_event(record.id, "warmup_gate", self.actor,
                                 {"reports": reports, "problems": problems}, self.clock.now())
         if problems:
-            return self._enter(record, state, Phase.ROLLING_BACK, "warm-up gate failed: " + "; ".join(problems),
-                               rollback_stage="drain")[0]
+            return self._start_rollback(record, state, "warm-up gate failed: " + "; ".join(problems))
         return self._enter_step(record, state, 0)
 
     def _enter_step(self, record: Record, state: RolloutState, index: int) -> Record:
@@ -261,7 +291,7 @@ class Controller:
             stable = self._baseline(record, state)  # stable is only a backup now: compare with the last step
         policy = parse_policy(state.policy)
         verdict = judge(canary, stable, policy, looks=state.looks + 1)
-        decision = decide_step(state, verdict, len(canary), self.clock.now())
+        decision = decide_step(state, verdict, self.clock.now())
         evidence = {"verdict": verdict_dict(verdict), "decision": asdict(decision),
                     "step": state.step_index + 1, "weight": state.weight_set}
         state = replace(state, looks=state.looks + 1, last_verdict=evidence,
@@ -269,7 +299,7 @@ class Controller:
                         inconclusive_since=(state.inconclusive_since or self.clock.now())
                         if verdict.verdict == "inconclusive" else None)
         if decision.action == "rollback":
-            return self._enter(record, state, Phase.ROLLING_BACK, decision.reason, rollback_stage="drain")[0]
+            return self._start_rollback(record, state, decision.reason)
         if decision.action == "pause":
             return self._enter(record, state, Phase.PAUSED, decision.reason, paused_phase=Phase.TRAFFIC.value)[0]
         if decision.action == "advance":
@@ -318,7 +348,7 @@ class Controller:
         self.fleet_port.deploy(state.version, batch)
         state = replace(state, new_hosts=state.new_hosts + [h for h in batch if h not in state.new_hosts],
                         batch_index=state.batch_index + 1)
-        self._apply_layout(state, record)  # put it back, now serving the new version
+        self._apply_layout(state, record)  # readmit it with the new version (the next batch drains next tick)
         return self._save(record, state, "batch promoted", {"hosts": batch, "batch": state.batch_index})
 
     def _rolling_back(self, record: Record, state: RolloutState) -> Record:
@@ -329,8 +359,9 @@ class Controller:
                               {"hosts": state.new_hosts})
         if state.rollback_stage == "restore":
             self._apply_layout(drain)  # again: a stale writer may have raced the abort
-            if state.new_hosts:
-                self.fleet_port.deploy(state.stable_version, list(state.new_hosts))
+            size = int(state.policy.get("batch_size", 1))
+            for i in range(0, len(state.new_hosts), size):  # in batches: some may still serve
+                self.fleet_port.deploy(state.stable_version, state.new_hosts[i:i + size])
             return self._save(record, replace(state, rollback_stage="readmit", new_hosts=[]),
                               "previous version restored", {"version": state.stable_version})
         self._apply_layout(state)
@@ -357,7 +388,7 @@ class Controller:
                     return self._enter(record, state, Phase.PREFLIGHT_FAILED, why)[0]
                 if state.phase is not Phase.ROLLING_BACK:
                     record, state = self._enter(record, state, Phase.ROLLING_BACK, why, rollback_stage="drain",
-                                                paused_phase=None)
+                                                paused_phase=None, new_hosts=rollback_targets(state))
                 if state.rollback_stage in ("", "drain"):
                     return self._rolling_back(record, state)
                 return record

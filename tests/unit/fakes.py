@@ -53,6 +53,8 @@ class SimulatedFleet:
     applied: list[tuple[list[UpstreamServer], int]] = field(default_factory=list)
     deploys: list[tuple[str, tuple[str, ...], bool]] = field(default_factory=list)
     crash_on: str | None = None  # "deploy" | "apply": raise Crash *after* the action happened
+    broken_start: set[str] = field(default_factory=set)  # versions whose start fails (container left behind)
+    fail_apply: Exception | None = None  # raised by the next apply, before anything changes
     seq: int = 0
     log_time: float = 0.0
     rng: random.Random = field(default_factory=lambda: random.Random(7))
@@ -71,12 +73,19 @@ class SimulatedFleet:
         if not pull_only:
             for host in hosts:
                 self.hosts[host] = version
+            if version in self.broken_start:
+                result = PlaybookResult("playbooks/deploy.yml", "failed", 2, {
+                    h: HostResult(h, failed=True, message=f"{version} is not ready") for h in hosts}, 0)
+                raise FleetError(f"deploy of {version}", result)
         if self.crash_on == "deploy":
             self.crash_on = None
             raise Crash()
 
     # TrafficPort
     def apply(self, servers: list[UpstreamServer], canary_percent: int) -> str:
+        if self.fail_apply is not None:
+            exc, self.fail_apply = self.fail_apply, None
+            raise exc
         self.servers = list(servers)
         self.applied.append((list(servers), canary_percent))
         if self.crash_on == "apply":

@@ -220,3 +220,75 @@ def test_state_round_trips_through_the_store(world):
     state = RolloutState.from_dict(store.get(record.id).state)
     assert state.phase is Phase.PENDING and state.canary_hosts == ["node1"]
     assert state.batches == [["node2"], ["node3"]]
+
+
+def test_a_canary_that_never_starts_is_restored_too(world):
+    sim, store, controller, clock = world
+    sim.broken_start = {"v1.3.0"}  # the start fails but leaves the new container on node1
+    c = controller()
+    record = c.start("v1.3.0")
+    assert run(c, clock)[-1] == "ROLLED_BACK"
+    assert sim.hosts == {"node1": "v1.2.0", "node2": "v1.2.0", "node3": "v1.2.0"}
+    assert "not ready" in store.get(record.id).reason
+
+
+def test_an_abort_racing_a_failing_action_still_rolls_back(world):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    while store.get(record.id).state.get("weight_live") != 10:
+        c.tick()
+        clock.sleep(10)
+    controller().abort("operator")  # meanwhile, in another terminal
+    # the foreground's action (begun in TRAFFIC) now fails: the abort's path must win
+    c._on_error(store.get(record.id), RuntimeError("LB unreachable"), acting=Phase.TRAFFIC)
+    assert store.get(record.id).phase == "ROLLING_BACK"
+    assert run(c, clock)[-1] == "ROLLED_BACK"
+    assert set(sim.hosts.values()) == {"v1.2.0"}
+    assert "error superseded" in [e.kind for e in store.events(record.id)]
+
+
+def test_an_unexpected_error_after_traffic_moved_rolls_back(world):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    while store.get(record.id).state.get("weight_live") != 10:
+        c.tick()
+        clock.sleep(10)
+    clock.sleep(70)
+    sim.fail_apply = KeyError("surprise")  # the next weight change blows up unexpectedly
+    phases = run(c, clock)
+    assert phases[-1] == "ROLLED_BACK" and "surprise" in store.get(record.id).reason
+    assert set(sim.hosts.values()) == {"v1.2.0"}
+
+
+def test_a_fail_verdict_drains_the_canary_in_the_same_tick(world):
+    sim, store, controller, clock = world
+    sim.behaviour["v1.3.0"] = VersionBehaviour(error_rate=0.5)
+    c = controller()
+    record = c.start("v1.3.0")
+    for _ in range(100):
+        r = c.tick()
+        if r.phase == "ROLLING_BACK":
+            break
+        clock.sleep(10)
+    assert sim.share("v1.3.0") == 0.0  # the tick that decided also drained
+
+
+def test_a_healthy_canary_waits_for_the_promotion_window(tmp_path, world):
+    sim, store, _, clock = world
+    # 1_800_000_000 is Fri 2027-01-15 08:00 UTC; the window opens at 09:00 UTC
+    fleet = make_fleet(tmp_path, dict(POLICY, promotion_window="09:00-10:00", promotion_timezone="UTC",
+                                      step_max_s=7200))
+    c = Controller(fleet, store, sim, sim, sim, sim, sim, clock, actor="tester")
+    record = c.start("v1.3.0")
+    while clock.now() < 1_800_000_000 + 3000:
+        c.tick()
+        clock.sleep(10)
+    held = store.get(record.id)
+    assert held.phase == "TRAFFIC" and held.state["step_index"] == 0
+    assert "holding for the promotion window 09:00-10:00 UTC" in held.state["last_verdict"]["decision"]["reason"]
+    assert run(c, clock)[-1] == "SUCCEEDED"
+    first_50 = next(e.at for e in store.events(record.id) if e.kind == "weights live"
+                    and e.data["canary_percent"] == 50)
+    assert first_50 >= 1_800_000_000 + 3600
