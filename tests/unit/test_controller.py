@@ -266,7 +266,7 @@ def test_a_fail_verdict_drains_the_canary_in_the_same_tick(world):
     sim, store, controller, clock = world
     sim.behaviour["v1.3.0"] = VersionBehaviour(error_rate=0.5)
     c = controller()
-    record = c.start("v1.3.0")
+    c.start("v1.3.0")
     for _ in range(100):
         r = c.tick()
         if r.phase == "ROLLING_BACK":
