@@ -99,6 +99,26 @@ def cmd_tick(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pause(args: argparse.Namespace) -> int:
+    record = build_controller(args).pause(args.reason)
+    print(f"{record.id}: {record.phase} ({record.reason})")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    record = build_controller(args).promote(args.reason, full=args.full)
+    what = "every remaining step and batch" if args.full else "the current step"
+    print(f"{record.id}: promoting {what} without waiting; analysis still watching")
+    return 0
+
+
+def cmd_set_weight(args: argparse.Namespace) -> int:
+    record = build_controller(args).set_weight(args.percent, args.reason)
+    print(f"{record.id}: manual mode at {args.percent}% to {record.version}; "
+          "`rollout resume` or `rollout promote` hands control back")
+    return 0
+
+
 def cmd_abort(args: argparse.Namespace) -> int:
     controller = build_controller(args)
     record = controller.abort(args.reason)
@@ -260,6 +280,14 @@ def register(sub: argparse._SubParsersAction, inventory_default: str) -> None:
     abort.add_argument("--reason", default="operator abort")
     resume = add("resume", cmd_resume, "continue the active rollout (after a crash, or a pause)")
     resume.add_argument("--reason", default="operator resume")
+    pause = add("pause", cmd_pause, "hold the rollout where it is (traffic stays as it is)")
+    pause.add_argument("--reason", default="operator pause")
+    promote = add("promote", cmd_promote, "skip the current step's wait (--full: all remaining steps now)")
+    promote.add_argument("--full", action="store_true")
+    promote.add_argument("--reason", default="operator promote")
+    weight = add("set-weight", cmd_set_weight, "manual mode: hold the new version at N%% of traffic")
+    weight.add_argument("percent", type=int)
+    weight.add_argument("--reason", default="operator set-weight")
     add("tick", cmd_tick, "advance the active rollout by one step, then exit (for timers)")
     history = add("history", cmd_history, "past rollouts")
     history.add_argument("--json", action="store_true")

@@ -46,6 +46,9 @@ class StepDecision:
     reason: str
 
 
+OPERATOR_PHASES = (Phase.TRAFFIC, Phase.PAUSED)
+
+
 def rollback_targets(state: RolloutState) -> list[str]:
     """Every host that may run the new version: those that finished a deploy, and any
     whose deploy was under way (a failed start leaves the new container behind)."""
@@ -65,10 +68,15 @@ def decide_step(state: RolloutState, verdict: Verdict, now: float) -> StepDecisi
         return StepDecision("rollback", f"analysis failed {state.consecutive_fails + 1}× in a row: {verdict.summary}")
     if verdict.verdict == "fail":
         return StepDecision("wait", f"analysis failed once ({verdict.summary}); confirming")
+    if state.manual:
+        return StepDecision("wait", f"manual weight {state.weight_set}% (rollout set-weight); analysis watching: "
+                                    f"{verdict.summary}")
+    if state.skip_wait or state.full_promote:  # an operator's promote: no wait, but no fail either
+        return StepDecision("advance", f"step {state.step_weight}% promoted by an operator: {verdict.summary}")
     dwell_left = policy.dwell_s - (now - (state.step_started_at or now))
-    if verdict.verdict == "pass" and (state.skip_wait or state.full_promote or dwell_left <= 0):
+    if verdict.verdict == "pass" and dwell_left <= 0:
         allowed, why = promotion_gate(policy, now)
-        if state.step_index == 0 and not allowed and not (state.skip_wait or state.full_promote):
+        if state.step_index == 0 and not allowed:
             return StepDecision("wait", f"canary healthy; {why}")
         return StepDecision("advance", f"step {state.step_weight}% passed: {verdict.summary}")
     if verdict.verdict == "pass":
@@ -276,7 +284,7 @@ class Controller:
                                     step_index=index, weight_set=state.steps[index], weight_live=None,
                                     step_started_at=now, step_cursor={}, baseline_cursor=state.step_cursor,
                                     looks=0, consecutive_fails=0,
-                                    inconclusive_since=None, skip_wait=False)
+                                    inconclusive_since=None, skip_wait=False, manual=False)
         return self._traffic(record, state)
 
     def _traffic(self, record: Record, state: RolloutState) -> Record:
@@ -396,17 +404,73 @@ class Controller:
                 continue
         raise RolloutError("could not record the abort: the state store kept changing")
 
+    def _operator(self, verb: str, reason: str, change) -> Record:
+        """Apply an operator's change to the active rollout by compare-and-swap; the
+        foreground loop or the next tick acts on it."""
+        for _ in range(20):
+            record = self.store.active(self.fleet_key)
+            if record is None:
+                raise RolloutError("no active rollout on this fleet")
+            state = RolloutState.from_dict(record.state)
+            changes = change(state)
+            try:
+                return self._save(record, replace(state, **changes), verb, {"reason": reason, **{
+                    k: v.value if isinstance(v, Phase) else v for k, v in changes.items()}})
+            except ConcurrentUpdateError:
+                continue
+        raise RolloutError(f"could not record {verb}: the state store kept changing")
+
+    def pause(self, reason: str) -> Record:
+        def change(state: RolloutState) -> dict[str, Any]:
+            if state.phase is Phase.PAUSED:
+                return {}
+            if state.phase not in (Phase.TRAFFIC, Phase.PROMOTING):
+                raise RolloutError(f"can pause during traffic steps or promotion, not in {state.phase.value}")
+            return {"phase": Phase.PAUSED, "paused_phase": state.phase.value,
+                    "reason": f"paused by {self.actor}: {reason}"}
+        return self._operator("pause", reason, change)
+
+    def promote(self, reason: str, full: bool = False) -> Record:
+        """Pass the current step without waiting (full: every remaining step and batch);
+        a failing analysis still rolls back."""
+        def change(state: RolloutState) -> dict[str, Any]:
+            phase = Phase(state.paused_phase) if state.phase is Phase.PAUSED and state.paused_phase else state.phase
+            if phase not in (Phase.TRAFFIC, Phase.PROMOTING):
+                raise RolloutError(f"nothing to promote in {state.phase.value}; promote acts on traffic steps")
+            changes: dict[str, Any] = {"skip_wait": True, "manual": False}
+            if full:
+                changes["full_promote"] = True
+            if state.phase is Phase.PAUSED:
+                changes.update(phase=phase, paused_phase=None, inconclusive_since=None)
+            return changes
+        return self._operator("promote --full" if full else "promote", reason, change)
+
+    def set_weight(self, percent: int, reason: str) -> Record:
+        """Manual mode: hold the canary at `percent` until promote, resume or abort."""
+        if not 0 <= percent <= 100:
+            raise RolloutError(f"weight must be 0..100, got {percent}")
+
+        def change(state: RolloutState) -> dict[str, Any]:
+            if state.phase not in OPERATOR_PHASES:
+                raise RolloutError(f"set-weight acts on traffic steps, not {state.phase.value}")
+            return {"phase": Phase.TRAFFIC, "paused_phase": None, "manual": True, "weight_set": percent,
+                    "weight_live": None}
+        return self._operator("set-weight", reason, change)
+
     def resume(self, reason: str) -> Record:
         """Leave PAUSED for the phase it paused in (a traffic step starts its wait anew)."""
         record = self.store.active(self.fleet_key)
         if record is None:
             raise RolloutError("no active rollout on this fleet")
         state = RolloutState.from_dict(record.state)
-        if state.phase is not Phase.PAUSED:
-            return record
-        phase = Phase(state.paused_phase or Phase.TRAFFIC.value)
-        return self._enter(record, state, phase, f"resumed by {self.actor}: {reason}", paused_phase=None,
-                           inconclusive_since=None, step_started_at=self.clock.now())[0]
+        if state.phase is Phase.PAUSED:
+            phase = Phase(state.paused_phase or Phase.TRAFFIC.value)
+            return self._enter(record, state, phase, f"resumed by {self.actor}: {reason}", paused_phase=None,
+                               manual=False, inconclusive_since=None, step_started_at=self.clock.now())[0]
+        if state.manual:  # leave manual mode: the step's weight and automatic progress come back
+            return self._save(record, replace(state, manual=False, weight_set=state.step_weight, weight_live=None),
+                              "resume", {"reason": reason})
+        return record
 
 def verdict_dict(verdict: Verdict) -> dict[str, Any]:
     return {"verdict": verdict.verdict, "summary": verdict.summary, "canary_n": verdict.canary_n,

@@ -43,7 +43,8 @@ class RolloutState:
     rollback_stage: str = ""  # drain | restore | readmit
     paused_phase: str | None = None
     skip_wait: bool = False  # an operator's `promote`: pass the current step without waiting
-    full_promote: bool = False
+    full_promote: bool = False  # `promote --full`: every remaining step and batch now
+    manual: bool = False  # `set-weight`: the operator holds the weight; analysis still watches
     reason: str = ""
     last_verdict: dict[str, Any] | None = None
     image_digest: str = ""

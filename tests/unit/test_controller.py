@@ -292,3 +292,79 @@ def test_a_healthy_canary_waits_for_the_promotion_window(tmp_path, world):
     first_50 = next(e.at for e in store.events(record.id) if e.kind == "weights live"
                     and e.data["canary_percent"] == 50)
     assert first_50 >= 1_800_000_000 + 3600
+
+
+def _to_first_step(c, store, clock, record):
+    while store.get(record.id).state.get("weight_live") != 10:
+        c.tick()
+        clock.sleep(10)
+
+
+def test_pause_holds_traffic_and_resume_continues(world):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    _to_first_step(c, store, clock, record)
+    paused = controller().pause("checking a complaint")
+    assert paused.phase == "PAUSED" and "paused by tester: checking a complaint" in paused.reason
+    applied = len(sim.applied)
+    for _ in range(30):
+        c.tick()
+        clock.sleep(10)
+    assert len(sim.applied) == applied and sim.share("v1.3.0") > 0  # nothing moves while paused
+    controller().resume("all clear")
+    assert run(c, clock)[-1] == "SUCCEEDED"
+    assert [e.actor for e in store.events(record.id) if e.kind in ("pause", "enter TRAFFIC")][0] == "tester"
+
+
+def test_promote_skips_the_wait_but_not_a_failing_analysis(world):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    _to_first_step(c, store, clock, record)
+    controller().promote("looks good")
+    c.tick()  # the next analysis advances at once, without the 60 s dwell
+    assert store.get(record.id).state["step_index"] == 1
+    sim.behaviour["v1.3.0"] = VersionBehaviour(error_rate=0.6)
+    controller().promote("yolo", full=True)
+    assert run(c, clock)[-1] == "ROLLED_BACK"  # analysis still watching
+
+
+def test_promote_full_runs_every_remaining_step_and_batch(world):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    _to_first_step(c, store, clock, record)
+    controller().promote("ship it", full=True)
+    ticks = run(c, clock)
+    assert ticks[-1] == "SUCCEEDED" and ticks.count("TRAFFIC") <= 6
+    assert set(sim.hosts.values()) == {"v1.3.0"}
+
+
+def test_set_weight_holds_a_manual_share_until_resume(world):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    _to_first_step(c, store, clock, record)
+    controller().set_weight(30, "more samples please")
+    for _ in range(20):
+        c.tick()
+        clock.sleep(10)
+    held = store.get(record.id)
+    assert held.state["weight_live"] == 30 and held.state["step_index"] == 0 and held.phase == "TRAFFIC"
+    assert abs(sim.share("v1.3.0") - 0.3) < 1e-9
+    with pytest.raises(RolloutError, match="0..100"):
+        controller().set_weight(130, "typo")
+    controller().resume("back to the plan")
+    assert run(c, clock)[-1] == "SUCCEEDED"
+
+
+def test_operator_verbs_name_what_they_cannot_do(world):
+    sim, store, controller, clock = world
+    with pytest.raises(RolloutError, match="no active rollout"):
+        controller().pause("nothing")
+    controller().start("v1.3.0")
+    with pytest.raises(RolloutError, match="not in PENDING"):
+        controller().pause("too early")
+    with pytest.raises(RolloutError, match="nothing to promote in PENDING"):
+        controller().promote("too early")
