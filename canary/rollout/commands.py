@@ -58,6 +58,7 @@ def follow(controller: Controller, record: Record) -> int:
             phase = Phase(record.phase)
             if phase.terminal or phase is Phase.PAUSED:
                 print(f"{record.id}: {phase.value} — {record.reason or ''}")
+                controller.notifier.flush()
                 return EXIT_CODES[phase]
             if phase is Phase.TRAFFIC:
                 controller.clock.sleep(float(record.state["policy"]["interval_s"]))

@@ -21,6 +21,7 @@ from typing import Any
 from canary.analysis.access_log import Attempt, Request
 from canary.analysis.judge import Verdict, judge
 from canary.inventory import Fleet
+from canary.notify import Notice, NullNotifier, WebhookNotifier, notifier_for
 from canary.policy import Policy, parse_policy
 from canary.quality import compare
 from canary.rollout.phases import Phase
@@ -47,6 +48,8 @@ class StepDecision:
 
 
 OPERATOR_PHASES = (Phase.TRAFFIC, Phase.PAUSED)
+NOTICES = {Phase.PREFLIGHT: "started", Phase.PAUSED: "paused", Phase.ROLLED_BACK: "rolled_back",
+           Phase.SUCCEEDED: "succeeded", Phase.FAILED: "failed", Phase.PREFLIGHT_FAILED: "preflight_failed"}
 
 
 def rollback_targets(state: RolloutState) -> list[str]:
@@ -91,11 +94,13 @@ def decide_step(state: RolloutState, verdict: Verdict, now: float) -> StepDecisi
 class Controller:
     def __init__(self, fleet: Fleet, store: Store, fleet_port: FleetPort, traffic: TrafficPort,
                  metrics: MetricsPort, probe: ProbePort, registry: RegistryPort, clock: Clock,
-                 actor: str | None = None, log: Callable[[str], None] = lambda _: None) -> None:
+                 actor: str | None = None, log: Callable[[str], None] = lambda _: None,
+                 notifier: NullNotifier | WebhookNotifier | None = None) -> None:
         self.fleet, self.store, self.fleet_port, self.traffic = fleet, store, fleet_port, traffic
         self.metrics, self.probe, self.registry, self.clock = metrics, probe, registry, clock
         self.actor = actor or getpass.getuser()
         self.log = log
+        self.notifier = notifier or notifier_for(fleet.policy.notify_url)
         self._samples: tuple[str, int, list[Request]] | None = None  # (rollout, step, requests)
         self._cursor: dict[str, Any] = {}
         self._baseline_cache: tuple[str, int, list[Attempt]] | None = None
@@ -121,7 +126,20 @@ class Controller:
         state = replace(state, phase=phase, reason=reason or state.reason, **changes)
         result = {Phase.SUCCEEDED: "succeeded", Phase.ROLLED_BACK: "rolled_back", Phase.FAILED: "failed",
                   Phase.PREFLIGHT_FAILED: "preflight_failed"}.get(phase)
-        return self._save(record, state, f"enter {phase.value}", {"reason": reason}, result=result), state
+        saved = self._save(record, state, f"enter {phase.value}", {"reason": reason}, result=result)
+        if phase in NOTICES:
+            self._notify(NOTICES[phase], state, reason)
+        return saved, state
+
+    def _notify(self, kind: str, state: RolloutState, reason: str) -> None:
+        verdict = (state.last_verdict or {}).get("verdict") or {}
+        fields: dict[str, Any] = {"step": f"{state.step_index + 1}/{len(state.steps)}" if state.step_index >= 0 else "-",
+                                  "weight": f"{state.weight_set}%", "stable": state.stable_version or "?"}
+        if verdict:
+            fields.update(verdict=verdict.get("summary", ""), canary_requests=verdict.get("canary_n", 0),
+                          stable_requests=verdict.get("stable_n", 0))
+        text = f"voxfleet {state.version}: {kind.replace('_', ' ')}" + (f" — {reason}" if reason else "")
+        self.notifier.notify(Notice(kind, state.rollout_id, state.version, text, fields))
 
     # -- starting --------------------------------------------------------------------
     def start(self, version: str, policy: Policy | None = None) -> Record:
@@ -312,6 +330,7 @@ class Controller:
             return self._enter(record, state, Phase.PAUSED, decision.reason, paused_phase=Phase.TRAFFIC.value)[0]
         if decision.action == "advance":
             record = self._save(record, state, "verdict", evidence)
+            self._notify("step_passed", state, decision.reason)
             if state.step_index + 1 < len(state.steps):
                 return self._enter_step(record, state, state.step_index + 1)
             return self._enter(record, state, Phase.PROMOTING, decision.reason, batch_index=0)[0]

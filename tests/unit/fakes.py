@@ -10,11 +10,16 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from canary.analysis.access_log import Attempt, Request
 from canary.fleet import FleetError, NodeState
+from canary.inventory import Fleet, Node
 from canary.playbook_runner import HostResult, PlaybookResult
+from canary.policy import parse_policy
+from canary.rollout.controller import Controller
+from canary.rollout.phases import Phase
 from canary.traffic import UpstreamServer
 
 
@@ -148,3 +153,28 @@ class SimulatedFleet:
         up = [s for s in self.servers if s.state == "up"]
         total = sum(s.weight for s in up)
         return sum(s.weight for s in up if self.hosts[by_address[s.address]] == version) / total if total else 0.0
+
+
+POLICY = {"steps": [10, 50, 100], "dwell_s": 60, "min_requests": 50, "interval_s": 10,
+          "consecutive_failures": 2, "step_max_s": 600, "max_error_rate": 0.05, "batch_size": 1}
+
+
+def make_fleet(tmp_path: Path, policy: dict | None = None, hosts: int = 3) -> Fleet:
+    nodes = tuple(Node(f"node{i}", f"10.9.0.{i}:6006", 0, "", True, f"127.0.0.1:{2200 + i}")
+                  for i in range(1, hosts + 1))
+    return Fleet(source=tmp_path / "inventory", nodes=nodes, lbs=("lb1",), registry="reg:5000",
+                 registry_push="127.0.0.1:5000", repository="tts", policy=parse_policy(policy or POLICY))
+
+
+def run(controller: Controller, clock: FakeClock, max_ticks: int = 500) -> list[str]:
+    """Tick until the rollout ends or pauses; returns the phase after each tick."""
+    phases = []
+    for _ in range(max_ticks):
+        record = controller.tick()
+        if record is None:
+            break
+        phases.append(record.phase)
+        if Phase(record.phase).terminal or record.phase == Phase.PAUSED.value:
+            break
+        clock.sleep(10)
+    return phases

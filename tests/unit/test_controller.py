@@ -2,55 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from canary.inventory import Fleet, Node
-from canary.policy import parse_policy
 from canary.rollout.controller import Controller, RolloutError
 from canary.rollout.phases import Phase
 from canary.rollout.state import RolloutState
-from canary.store import Store
-from tests.unit.fakes import Crash, FakeClock, SimulatedFleet, VersionBehaviour
-
-POLICY = {"steps": [10, 50, 100], "dwell_s": 60, "min_requests": 50, "interval_s": 10,
-          "consecutive_failures": 2, "step_max_s": 600, "max_error_rate": 0.05, "batch_size": 1}
-
-
-def make_fleet(tmp_path: Path, policy: dict | None = None, hosts: int = 3) -> Fleet:
-    nodes = tuple(Node(f"node{i}", f"10.9.0.{i}:6006", 0, "", True, f"127.0.0.1:{2200 + i}")
-                  for i in range(1, hosts + 1))
-    return Fleet(source=tmp_path / "inventory", nodes=nodes, lbs=("lb1",), registry="reg:5000",
-                 registry_push="127.0.0.1:5000", repository="tts", policy=parse_policy(policy or POLICY))
-
-
-@pytest.fixture
-def world(tmp_path):
-    clock = FakeClock()
-    sim = SimulatedFleet(hosts={"node1": "v1.2.0", "node2": "v1.2.0", "node3": "v1.2.0"},
-                         addresses={f"node{i}": f"10.9.0.{i}:6006" for i in (1, 2, 3)},
-                         registry_tags={"v1.2.0", "v1.3.0", "v1.4.0"}, clock=clock)
-    fleet = make_fleet(tmp_path)
-    store = Store(tmp_path / "state.db")
-
-    def controller() -> Controller:  # a fresh process: nothing in memory
-        return Controller(fleet, store, sim, sim, sim, sim, sim, clock, actor="tester")
-
-    return sim, store, controller, clock
-
-
-def run(controller: Controller, clock: FakeClock, max_ticks: int = 500) -> list[str]:
-    phases = []
-    for _ in range(max_ticks):
-        record = controller.tick()
-        if record is None:
-            break
-        phases.append(record.phase)
-        if Phase(record.phase).terminal or record.phase == Phase.PAUSED.value:
-            break
-        clock.sleep(10)
-    return phases
+from tests.unit.fakes import POLICY, Crash, VersionBehaviour, make_fleet, run
 
 
 def test_a_healthy_version_walks_every_phase_to_every_host(world):

@@ -1,0 +1,80 @@
+"""Notices reach a real HTTP server; a dead webhook never blocks the controller."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from canary.notify import Notice, WebhookNotifier
+from canary.rollout.controller import Controller
+from tests.unit.fakes import VersionBehaviour, run
+
+
+@pytest.fixture
+def webhook():
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", received
+    server.shutdown()
+
+
+def test_a_rolled_back_rollout_sends_notices_that_name_version_step_reason_and_numbers(world, webhook):
+    url, received = webhook
+    sim, store, controller, clock = world
+    sim.behaviour["v1.3.0"] = VersionBehaviour(error_rate=0.4)
+    c = controller()
+    c.notifier = WebhookNotifier(url)
+    c.start("v1.3.0")
+    assert run(c, clock)[-1] == "ROLLED_BACK"
+    c.notifier.flush()
+    kinds = [m["voxfleet"]["kind"] for m in received]
+    assert kinds[0] == "started" and kinds[-1] == "rolled_back"
+    last = received[-1]
+    assert "v1.3.0" in last["text"] and "analysis failed" in last["text"]
+    assert last["voxfleet"]["step"] == "1/3" and last["voxfleet"]["canary_requests"] > 0
+    assert "error rate" in last["voxfleet"]["verdict"]
+    assert all(isinstance(m["attachments"][0]["fields"], list) for m in received)  # Slack-compatible
+
+
+def test_a_healthy_rollout_notices_each_step_and_success(world, webhook):
+    url, received = webhook
+    sim, store, controller, clock = world
+    c = controller()
+    c.notifier = WebhookNotifier(url)
+    c.start("v1.3.0")
+    assert run(c, clock)[-1] == "SUCCEEDED"
+    c.notifier.flush()
+    kinds = [m["voxfleet"]["kind"] for m in received]
+    assert kinds.count("step_passed") == 3 and kinds[-1] == "succeeded"
+
+
+def test_a_dead_webhook_is_retried_briefly_logged_and_never_blocks(caplog):
+    notifier = WebhookNotifier("http://127.0.0.1:9/none", timeout_s=0.5, attempts=2, backoff_s=0.05)
+    started = time.monotonic()
+    for i in range(5):
+        notifier.notify(Notice("rolled_back", "r-1", "v1.3.0", f"rolled back {i}"))
+    assert time.monotonic() - started < 0.1  # notify() only queues
+    notifier.flush(10)
+    assert len(notifier.failed) == 5 and not notifier.sent
+    assert "failed after 2 attempts" in caplog.text
+
+
+def test_controller_without_a_url_sends_nothing(world):
+    sim, store, controller, clock = world
+    assert type(controller().notifier).__name__ == "NullNotifier"
+    assert isinstance(controller(), Controller)
