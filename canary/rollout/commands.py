@@ -120,6 +120,30 @@ def cmd_set_weight(args: argparse.Namespace) -> int:
     return 0
 
 
+def previous_version(store: Store, fleet_key: str) -> str | None:
+    """The version live before the last successful rollout on this fleet."""
+    for record in store.history(fleet_key, limit=None):
+        if record.result == "succeeded":
+            return record.stable_version or record.state.get("stable_version") or None
+    return None
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Abort the active rollout; with none active, roll `--to` (default: the version
+    before the last success) out again by the same safe path as any release."""
+    controller = build_controller(args)
+    if controller.store.active(controller.fleet_key):
+        record = controller.abort(args.reason)
+        print(f"{record.id}: traffic is off {record.version}; rolling back")
+        return follow(controller, record)
+    target = args.to or previous_version(controller.store, controller.fleet_key)
+    if not target:
+        raise RolloutError("no earlier version known for this fleet; say which with --to VERSION")
+    record = controller.start(target, controller.fleet.policy)
+    print(f"started {record.id}: rolling back to {target} ({args.reason})")
+    return follow(controller, record)
+
+
 def cmd_abort(args: argparse.Namespace) -> int:
     controller = build_controller(args)
     record = controller.abort(args.reason)
@@ -289,6 +313,10 @@ def register(sub: argparse._SubParsersAction, inventory_default: str) -> None:
     weight = add("set-weight", cmd_set_weight, "manual mode: hold the new version at N%% of traffic")
     weight.add_argument("percent", type=int)
     weight.add_argument("--reason", default="operator set-weight")
+    rollback = add("rollback", cmd_rollback, "abort the active rollout, or roll a previous version out again",
+                   policy=True)
+    rollback.add_argument("--to", help="version to put back (default: the one before the last success)")
+    rollback.add_argument("--reason", default="operator rollback")
     add("tick", cmd_tick, "advance the active rollout by one step, then exit (for timers)")
     history = add("history", cmd_history, "past rollouts")
     history.add_argument("--json", action="store_true")

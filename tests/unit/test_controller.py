@@ -325,3 +325,17 @@ def test_operator_verbs_name_what_they_cannot_do(world):
         controller().pause("too early")
     with pytest.raises(RolloutError, match="nothing to promote in PENDING"):
         controller().promote("too early")
+
+
+def test_rollback_knows_the_version_before_the_last_success(world):
+    from canary.rollout.commands import previous_version
+
+    sim, store, controller, clock = world
+    c = controller()
+    assert previous_version(store, c.fleet_key) is None
+    c.start("v1.3.0")
+    assert run(c, clock)[-1] == "SUCCEEDED"
+    assert previous_version(store, c.fleet_key) == "v1.2.0"
+    c.start("v1.2.0")  # rolling back is a release of the old version, by the same safe path
+    assert run(c, clock)[-1] == "SUCCEEDED"
+    assert set(sim.hosts.values()) == {"v1.2.0"}
