@@ -31,8 +31,8 @@ from canary.loadgen import LoadGenerator  # noqa: E402
 from canary.rollout.commands import controller_for, follow  # noqa: E402
 from canary.store import Store  # noqa: E402
 
-POLICY = {"steps": [10, 50, 100], "dwell_s": 10, "min_requests": 15, "interval_s": 4, "step_max_s": 180,
-          "consecutive_failures": 2, "batch_size": 1}
+POLICY = {"steps": [10, 50, 100], "dwell_s": 10, "min_requests": 15, "interval_s": 4, "step_max_s": 300,
+          "consecutive_failures": 2, "batch_size": 1, "max_error_rate": 0.2}
 
 
 def publish(fleet: Fleet, version: str, variant: str | None = None) -> str:
