@@ -140,9 +140,9 @@ def test_one_canary_and_two_stable_at_ten_percent_render_weights_2_9_9(lb: LB):
     assert run.rc == 0, run.failures(lb.host)
     config = lb.live_config().decode()
     canary, stable1, stable2 = lb.nodes
-    assert f"server {canary} weight=2 max_fails=1 fail_timeout=5s;" in config
-    assert f"server {stable1} weight=9 max_fails=1 fail_timeout=5s;" in config
-    assert f"server {stable2} weight=9 max_fails=1 fail_timeout=5s;" in config
+    assert f"server {canary} weight=2 max_fails=3 fail_timeout=5s;" in config
+    assert f"server {stable1} weight=9 max_fails=3 fail_timeout=5s;" in config
+    assert f"server {stable2} weight=9 max_fails=3 fail_timeout=5s;" in config
     assert config.index(canary) < config.index(stable1) < config.index(stable2)
     assert "10% tts_ui_canary;\n        * tts_ui_stable;" in config
     status, headers, body = lb.get("/lb-health")
@@ -200,14 +200,14 @@ def test_zero_and_hundred_percent_use_down_and_backup_and_a_single_ui_bucket(lb:
     canary, stable1, stable2 = lb.nodes
     assert lb.play(0).rc == 0
     config = lb.live_config().decode()
-    assert f"server {canary} weight=1 max_fails=1 fail_timeout=5s down;" in config
-    assert f"server {stable1} weight=1 max_fails=1 fail_timeout=5s;" in config
+    assert f"server {canary} weight=1 max_fails=3 fail_timeout=5s down;" in config
+    assert f"server {stable1} weight=1 max_fails=3 fail_timeout=5s;" in config
     assert "upstream tts_ui_canary" not in config and "* tts_ui_stable;" in config and "% tts_ui" not in config
 
     assert lb.play(100).rc == 0
     config = lb.live_config().decode()
-    assert f"server {canary} weight=1 max_fails=1 fail_timeout=5s;" in config
-    assert f"server {stable2} weight=1 max_fails=1 fail_timeout=5s backup;" in config
+    assert f"server {canary} weight=1 max_fails=3 fail_timeout=5s;" in config
+    assert f"server {stable2} weight=1 max_fails=3 fail_timeout=5s backup;" in config
     assert "upstream tts_ui_stable" not in config and "* tts_ui_canary;" in config and "% tts_ui" not in config
 
 
