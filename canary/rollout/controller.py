@@ -117,8 +117,10 @@ class Controller:
         saved = self.store.save(record.id, state.phase.value, state.to_dict(), self.clock.now(),
                                 record.revision, kind, self.actor, data or {}, result=result,
                                 reason=state.reason or None, ended=ended)
-        self.log(f"{state.phase.value}{f' step {state.step_index + 1}/{len(state.steps)}' if state.phase is Phase.TRAFFIC else ''}"
-                 f": {kind}{' — ' + state.reason if state.reason and kind != 'verdict' else ''}")
+        where = f" step {state.step_index + 1}/{len(state.steps)} ({state.weight_set}%)" \
+            if state.phase is Phase.TRAFFIC else ""
+        detail = (data or {}).get("decision", {}).get("reason", "") if kind == "verdict" else state.reason
+        self.log(f"{state.phase.value}{where}: {kind}{' — ' + detail if detail else ''}")
         return saved
 
     def _enter(self, record: Record, state: RolloutState, phase: Phase, reason: str = "",
