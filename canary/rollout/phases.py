@@ -26,10 +26,6 @@ class Phase(enum.StrEnum):
 
 
 TERMINAL = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED, Phase.PREFLIGHT_FAILED})
-# Phases after which the new version may have had users: any failure rolls back.
-RISKY = frozenset({Phase.PREPULL, Phase.CANARY_DEPLOY, Phase.WARMUP_GATE, Phase.TRAFFIC, Phase.PROMOTING,
-                   Phase.PAUSED})
-
 # Exit codes a CI job can use.
 EXIT_SUCCEEDED, EXIT_ERROR, EXIT_ROLLED_BACK, EXIT_PAUSED = 0, 1, 3, 4
 EXIT_CODES = {Phase.SUCCEEDED: EXIT_SUCCEEDED, Phase.ROLLED_BACK: EXIT_ROLLED_BACK, Phase.FAILED: EXIT_ERROR,

@@ -10,6 +10,12 @@ from canary.rollout.state import RolloutState
 from tests.unit.fakes import POLICY, Crash, VersionBehaviour, make_fleet, run
 
 
+def _to_first_step(c, store, clock, record):
+    while store.get(record.id).state.get("weight_live") != 10:
+        c.tick()
+        clock.sleep(10)
+
+
 def test_a_healthy_version_walks_every_phase_to_every_host(world):
     sim, store, controller, clock = world
     c = controller()
@@ -159,9 +165,7 @@ def test_abort_takes_traffic_off_at_once_from_another_process(world):
     sim, store, controller, clock = world
     c = controller()
     record = c.start("v1.3.0")
-    while store.get(record.id).state.get("weight_live") != 10:
-        c.tick()
-        clock.sleep(10)
+    _to_first_step(c, store, clock, record)
     other = controller()  # an operator's `rollout abort` in another terminal
     aborted = other.abort("sounds odd")
     assert aborted.phase == "ROLLING_BACK"
@@ -193,9 +197,7 @@ def test_an_abort_racing_a_failing_action_still_rolls_back(world):
     sim, store, controller, clock = world
     c = controller()
     record = c.start("v1.3.0")
-    while store.get(record.id).state.get("weight_live") != 10:
-        c.tick()
-        clock.sleep(10)
+    _to_first_step(c, store, clock, record)
     controller().abort("operator")  # meanwhile, in another terminal
     # the foreground's action (begun in TRAFFIC) now fails: the abort's path must win
     c._on_error(store.get(record.id), RuntimeError("LB unreachable"), acting=Phase.TRAFFIC)
@@ -209,9 +211,7 @@ def test_an_unexpected_error_after_traffic_moved_rolls_back(world):
     sim, store, controller, clock = world
     c = controller()
     record = c.start("v1.3.0")
-    while store.get(record.id).state.get("weight_live") != 10:
-        c.tick()
-        clock.sleep(10)
+    _to_first_step(c, store, clock, record)
     clock.sleep(70)
     sim.fail_apply = KeyError("surprise")  # the next weight change blows up unexpectedly
     phases = run(c, clock)
@@ -249,12 +249,6 @@ def test_a_healthy_canary_waits_for_the_promotion_window(tmp_path, world):
     first_50 = next(e.at for e in store.events(record.id) if e.kind == "weights live"
                     and e.data["canary_percent"] == 50)
     assert first_50 >= 1_800_000_000 + 3600
-
-
-def _to_first_step(c, store, clock, record):
-    while store.get(record.id).state.get("weight_live") != 10:
-        c.tick()
-        clock.sleep(10)
 
 
 def test_pause_holds_traffic_and_resume_continues(world):
