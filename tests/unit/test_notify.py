@@ -33,15 +33,21 @@ def webhook():
     server.shutdown()
 
 
-def test_a_rolled_back_rollout_sends_notices_that_name_version_step_reason_and_numbers(world, webhook):
-    url, received = webhook
+def rollout_with_webhook(world, url: str) -> str:
+    """Run a v1.3.0 rollout to its end with notices to `url`; returns the final phase."""
     sim, store, controller, clock = world
-    sim.behaviour["v1.3.0"] = VersionBehaviour(error_rate=0.4)
     c = controller()
     c.notifier = WebhookNotifier(url)
     c.start("v1.3.0")
-    assert run(c, clock)[-1] == "ROLLED_BACK"
+    phase = run(c, clock)[-1]
     c.notifier.flush()
+    return phase
+
+
+def test_a_rolled_back_rollout_sends_notices_that_name_version_step_reason_and_numbers(world, webhook):
+    url, received = webhook
+    world[0].behaviour["v1.3.0"] = VersionBehaviour(error_rate=0.4)
+    assert rollout_with_webhook(world, url) == "ROLLED_BACK"
     kinds = [m["voxfleet"]["kind"] for m in received]
     assert kinds[0] == "started" and kinds[-1] == "rolled_back"
     last = received[-1]
@@ -53,12 +59,7 @@ def test_a_rolled_back_rollout_sends_notices_that_name_version_step_reason_and_n
 
 def test_a_healthy_rollout_notices_each_step_and_success(world, webhook):
     url, received = webhook
-    sim, store, controller, clock = world
-    c = controller()
-    c.notifier = WebhookNotifier(url)
-    c.start("v1.3.0")
-    assert run(c, clock)[-1] == "SUCCEEDED"
-    c.notifier.flush()
+    assert rollout_with_webhook(world, url) == "SUCCEEDED"
     kinds = [m["voxfleet"]["kind"] for m in received]
     assert kinds.count("step_passed") == 3 and kinds[-1] == "succeeded"
 
