@@ -75,6 +75,7 @@ ENV VIRTUAL_ENV=/opt/venv \
     GRADIO_ANALYTICS_ENABLED=False \
     MPLCONFIGDIR=/tmp/mpl \
     MODEL_DIR=/opt/model \
+    MODEL_CACHE_DIR=/var/cache/voxfleet/models \
     HOST=0.0.0.0 \
     PORT=6006
 
@@ -100,6 +101,7 @@ COPY --from=files /opt/model /opt/model
 # the manifest's sha256 must be MODEL_SHA256, its version MODEL_VERSION, and every
 # listed file must match its digest (service.model_dir.verify_model_dir).
 USER 10001:10001
+# `set -- $found` splits the verifier's output into its four words on purpose.
 # hadolint ignore=SC2086
 RUN test -n "${MODEL_VERSION}" || { echo "error: build arg MODEL_VERSION is required" >&2; exit 1; }; \
     test -n "${MODEL_SHA256}" || { echo "error: build arg MODEL_SHA256 is required" >&2; exit 1; }; \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -16,13 +17,16 @@ def main() -> int:
     from service.config import Settings, SettingsError
     from service.engines import EngineError
     from service.model_dir import ModelDirError
+    from service.model_source import ModelSourceError, resolve_model
     from service.runtime import ModelRuntime
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
-        runtime = ModelRuntime(settings)
-    except (SettingsError, ModelDirError, EngineError) as exc:
+        manifest = resolve_model(settings)  # the baked MODEL_DIR, or MODEL_URI fetched into the cache
+        settings = dataclasses.replace(settings, model_dir=manifest.directory)
+        runtime = ModelRuntime(settings, manifest=manifest)
+    except (SettingsError, ModelDirError, ModelSourceError, EngineError) as exc:
         print(f"error: cannot start: {exc}", file=sys.stderr)
         return 2
     ui = os.environ.get("TTS_UI", "1") not in ("0", "false", "no")

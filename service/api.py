@@ -101,6 +101,7 @@ def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
             "name": manifest.name,
             "model_version": manifest.version,
             "model_sha256": manifest.sha256,
+            "model_source": "uri" if settings.model_uri else "baked",  # MODEL_URI, or the image's own
             "engine": manifest.engine,
             "device": runtime.device,
             "sample_rate": manifest.sample_rate,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,37 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+DEFAULT_MODEL_CACHE_DIR = Path("/var/cache/voxfleet/models")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def redact_uri(uri: str) -> str:
+    """A URI fit for logs: no user:password@, no query string (a pre-signed URL's token)."""
+    parts = urllib.parse.urlsplit(uri)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "…" if parts.query else "", ""))
+
+
+def _model_uri(env: dict[str, str]) -> tuple[str, str]:
+    """(MODEL_URI, MODEL_URI_SHA256), both empty for the baked model; checked when set."""
+    uri = env.get("MODEL_URI", "").strip()
+    sha256 = env.get("MODEL_URI_SHA256", "").strip().lower()
+    if not uri:
+        if sha256:
+            raise SettingsError("MODEL_URI_SHA256 is set but MODEL_URI is empty (set both, or neither for the "
+                                "model baked into the image)")
+        return "", ""
+    shown = redact_uri(uri)
+    if urllib.parse.urlsplit(uri).scheme not in ("file", "http", "https"):
+        raise SettingsError(f"MODEL_URI {shown!r} must start with file://, http:// or https://")
+    if not sha256:
+        raise SettingsError(f"MODEL_URI_SHA256 is required with MODEL_URI {shown}: the sha256 of the archive "
+                            "(`python -m models pack VERSION` prints it)")
+    if not _SHA256.fullmatch(sha256):
+        raise SettingsError(f"MODEL_URI_SHA256={sha256[:80]!r} is not a sha256 (64 hex digits)")
+    return uri, sha256
+
+
 @dataclass(frozen=True)
 class Settings:
     model_dir: Path = Path("/opt/model")
@@ -38,12 +71,18 @@ class Settings:
     model_aliases: tuple[str, ...] = ("tts-1", "tts-1-hd")
     image_tag: str = ""
     git_revision: str = ""
+    # Model sourcing (service/model_source.py): empty model_uri serves the baked model_dir.
+    model_uri: str = ""
+    model_uri_sha256: str = ""
+    model_cache_dir: Path = DEFAULT_MODEL_CACHE_DIR
+    model_version: str = ""  # MODEL_VERSION, set by the image build: a fetched model must match it
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         aliases = env.get("TTS_MODEL_ALIASES", "tts-1,tts-1-hd")
+        model_uri, model_uri_sha256 = _model_uri(env)
         return cls(
             model_dir=Path(env.get("MODEL_DIR", "/opt/model")),
             host=env.get("HOST", "0.0.0.0"),
@@ -57,4 +96,8 @@ class Settings:
             model_aliases=tuple(a.strip() for a in aliases.split(",") if a.strip()),
             image_tag=env.get("IMAGE_TAG", ""),
             git_revision=env.get("GIT_REVISION", ""),
+            model_uri=model_uri,
+            model_uri_sha256=model_uri_sha256,
+            model_cache_dir=Path(env.get("MODEL_CACHE_DIR") or DEFAULT_MODEL_CACHE_DIR),
+            model_version=env.get("MODEL_VERSION", ""),
         )

@@ -61,9 +61,11 @@ class Synthesis:
 
 
 class ModelRuntime:
-    def __init__(self, settings: Settings, metrics: ServiceMetrics | None = None) -> None:
+    def __init__(self, settings: Settings, metrics: ServiceMetrics | None = None,
+                 manifest: ModelManifest | None = None) -> None:
         self.settings = settings
-        self.manifest: ModelManifest = verify_model_dir(settings.model_dir)
+        # `manifest`: a model already verified (service.model_source), so large weights are hashed once.
+        self.manifest: ModelManifest = manifest if manifest is not None else verify_model_dir(settings.model_dir)
         self.engine: Engine = create_engine(self.manifest)
         self.metrics = metrics or ServiceMetrics()
         self.worker = InferenceWorker(settings.max_queue)
