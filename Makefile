@@ -12,7 +12,7 @@ PORT ?= 6006
 MODELS := build/models
 STAMP := $(VENV)/.installed
 
-.PHONY: setup models serve image demo run-image run-image-stop sandbox-down test test-unit test-integration test-docker bench clean
+.PHONY: setup models serve image demo run-image run-image-stop sandbox-down test test-unit test-integration test-docker test-sandbox lint bench clean
 
 setup: $(STAMP)
 
@@ -66,6 +66,8 @@ test-sandbox: models
 lint: setup
 	$(VENV)/bin/ansible-lint --profile production roles playbooks
 	$(VENV)/bin/ruff check service canary models bench tests
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/actionlint .github/workflows/*.yml
+	$(VENV)/bin/hadolint Dockerfile
 
 bench: models
 	$(PY) bench/service.py
