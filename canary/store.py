@@ -334,10 +334,11 @@ class Store:
 
     def save(self, rollout_id: str, phase: str, state: dict[str, Any], now: float, expected_revision: int,
              event_kind: str, actor: str, event_data: dict[str, Any], result: str | None = None,
-             reason: str | None = None, ended: bool = False) -> Record:
+             reason: str | None = None, ended: bool = False, stable_version: str | None = None,
+             image_digest: str | None = None, git_revision: str | None = None) -> Record:
         """Move the rollout to `phase`/`state` and append its event, atomically, if nobody else moved it first.
 
-        `result`/`reason` of None keep the stored value. `ended=True` sets ended_at, which frees
+        `result`/`reason`/`stable_version`/`image_digest`/`git_revision` of None keep the stored value. `ended=True` sets ended_at, which frees
         the fleet; an ended rollout takes no further saves (events may still be appended).
         """
         now = _time(now)
@@ -351,10 +352,11 @@ class Store:
                 raise StoreError(f"rollout {rollout_id} ended in phase {current.phase} and can't change; "
                                  f"start a new rollout")
             c.execute("UPDATE rollouts SET phase = ?, state_json = ?, updated_at = ?, revision = revision + 1, "
-                      "result = COALESCE(?, result), reason = COALESCE(?, reason), ended_at = ? "
-                      "WHERE id = ? AND revision = ?",
-                      (phase, state_json, now, result, reason, now if ended else None, rollout_id,
-                       expected_revision))
+                      "result = COALESCE(?, result), reason = COALESCE(?, reason), ended_at = ?, "
+                      "stable_version = COALESCE(?, stable_version), image_digest = COALESCE(?, image_digest), "
+                      "git_revision = COALESCE(?, git_revision) WHERE id = ? AND revision = ?",
+                      (phase, state_json, now, result, reason, now if ended else None, stable_version,
+                       image_digest, git_revision, rollout_id, expected_revision))
             self._append(c, rollout_id, event_kind, actor, data_json, now)
             return self._get(c, rollout_id)
 
@@ -371,6 +373,12 @@ class Store:
     def active(self, fleet: str) -> Record | None:
         with self._errors():
             return self._active(self._conn, fleet)
+
+    def all_active(self) -> list[Record]:
+        """Every rollout not ended, on any fleet, oldest first."""
+        with self._errors():
+            rows = self._conn.execute("SELECT * FROM rollouts WHERE ended_at IS NULL ORDER BY started_at").fetchall()
+        return [self._record(r) for r in rows]
 
     def get(self, rollout_id: str) -> Record:
         with self._errors():

@@ -6,19 +6,20 @@ import argparse
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from canary.inventory import Fleet, load_fleet
+from canary.inventory import Fleet, InventoryError, load_fleet
 from canary.rollout.adapters import AnsibleFleet, AnsibleProbe, AnsibleTraffic, HttpRegistry, SshAccessLog
 from canary.rollout.controller import Controller, RolloutError
 from canary.rollout.phases import EXIT_CODES, EXIT_ERROR, Phase
 from canary.rollout.ports import SystemClock
 from canary.rollout.state import RolloutState, traffic_layout
-from canary.store import Record, Store
+from canary.store import Record, Store, StoreError
 
 
 def state_path() -> Path:
@@ -90,14 +91,33 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if record is None:
         print("no active rollout on this fleet")
         return EXIT_ERROR
-    return follow(controller, controller.resume(args.reason) if record.phase == Phase.PAUSED.value else record)
+    record = controller.resume(args.reason)
+    if args.detach:
+        print(f"{record.id}: {record.phase}; ticks carry it on")
+        return 0
+    return follow(controller, record)
 
 
 def cmd_tick(args: argparse.Namespace) -> int:
-    controller = build_controller(args)
-    record = controller.tick()
-    print(f"{record.id}: {record.phase}" if record else "no active rollout")
-    return 0
+    """One reconcile of every active rollout in the state store (each on the inventory
+    it started from), or of the one on `-i INVENTORY`."""
+    if args.inventory:
+        sources = [Path(args.inventory)]
+    else:
+        sources = [Path(r.fleet) for r in Store(state_path()).all_active()]
+    if not sources:
+        print("no active rollout")
+    failed = 0
+    for source in sources:
+        try:
+            controller = controller_for(load_fleet(source), Store(state_path()))
+            record = controller.tick()
+            controller.notifier.flush()
+            print(f"{source}: {record.id} {record.phase}" if record else f"{source}: no active rollout")
+        except (InventoryError, RolloutError, StoreError) as exc:  # one broken fleet must not stop the others
+            failed += 1
+            print(f"error: {source}: {exc}", file=sys.stderr)
+    return EXIT_ERROR if failed else 0
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
@@ -164,7 +184,7 @@ def status_view(record: Record, now: float) -> dict[str, Any]:
         "canary_hosts": state.canary_hosts, "new_version_hosts": state.new_hosts,
         "lb_servers": [{"address": s.address, "version": s.version, "weight": s.weight, "state": s.state}
                        for s in servers],
-        "last_verdict": verdict or None,
+        "last_verdict": verdict or None, "last_decision": evidence.get("decision"),
         "started_at": record.started_at, "updated_at": record.updated_at, "ended_at": record.ended_at,
     }
     view["estimate"] = _estimate(state, verdict, now)
@@ -207,18 +227,43 @@ def print_status(view: dict[str, Any]) -> None:
         print(f"  reason: {view['reason']}")
 
 
+def status_markdown(view: dict[str, Any]) -> str:
+    """The rollout as a Markdown report (a CI job summary)."""
+    lines = [f"### Rollout {view['id']}: {view['version']} ({view['result'] or view['phase']})", "",
+             f"- stable before: {view['stable_version'] or '?'}",
+             f"- phase: {view['phase']}" + (f", step {view['step']}/{len(view['steps'])}" if view["step"] else ""),
+             f"- reason: {view['reason'] or '-'}", "",
+             "| LB server | version | weight | state |", "|---|---|---|---|"]
+    lines += [f"| {s['address']} | {s['version']} | {s['weight']} | {s['state']} |" for s in view["lb_servers"]]
+    verdict = view["last_verdict"]
+    if verdict:
+        lines += ["", f"Last analysis: {verdict['summary']}", "", "| metric | verdict | reason |", "|---|---|---|"]
+        lines += [f"| {m['metric']} | {m['verdict']} | {m['reason']} |" for m in verdict.get("metrics", [])]
+    return "\n".join(lines)
+
+
+def open_store_for_reading() -> Store | None:
+    """The state store, or None when none exists yet (reading must not create one)."""
+    path = state_path()
+    return Store(path, create_if_missing=False) if path.exists() else None
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     fleet = load_fleet(Path(args.inventory))
-    store = Store(state_path())
     key = str(fleet.source.resolve())
     while True:
-        record = store.active(key) or store.latest(key)
-        if record is None:
-            print("no rollouts on this fleet yet")
+        store = open_store_for_reading()
+        record = store and (store.active(key) or store.latest(key))
+        if not record:
+            message = ("no rollouts on this fleet yet" if store else
+                       f"no rollouts recorded yet: no state store at {state_path()} (VOXFLEET_STATE_DIR)")
+            print(json.dumps({"id": None, "phase": None, "message": message}) if args.json else message)
             return 0
         view = status_view(record, time.time())
         if args.json:
             print(json.dumps(view, indent=2))
+        elif args.markdown:
+            print(status_markdown(view))
         else:
             if args.watch:
                 print("\033[2J\033[H", end="")
@@ -250,7 +295,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    store = Store(state_path())
+    store = open_store_for_reading()
+    if store is None:
+        print("[]" if args.json else f"no rollouts recorded yet: no state store at {state_path()}")
+        return 0
     fleet = str(load_fleet(Path(args.inventory)).source.resolve()) if args.inventory else None
     records = store.history(fleet, limit=args.limit)
     if args.json:
@@ -259,7 +307,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     for r in records:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
         ended = time.strftime("%H:%M:%S", time.localtime(r.ended_at)) if r.ended_at else "-"
-        print(f"{r.id}  {r.version:<10} {started} → {ended:<8} {r.result or r.phase:<16} {r.reason or ''}")
+        built = f"{(r.image_digest or '-').removeprefix('sha256:')[:12]}@{(r.git_revision or '-')[:12]}"
+        print(f"{r.id}  {r.version:<10} {started} → {ended:<8} {r.result or r.phase:<16} {built:<25} "
+              f"{r.reason or ''}")
     return 0
 
 
@@ -277,7 +327,7 @@ def _record_dict(record: Record, store: Store, events: bool = False) -> dict[str
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    store = Store(state_path())
+    store = Store(state_path(), create_if_missing=False)
     print(json.dumps(_record_dict(store.get(args.rollout_id), store, events=True), indent=2, default=str))
     return 0
 
@@ -301,10 +351,12 @@ def register(sub: argparse._SubParsersAction, inventory_default: str) -> None:
     status = add("status", cmd_status, "where the rollout stands")
     status.add_argument("-w", "--watch", action="store_true")
     status.add_argument("--json", action="store_true")
+    status.add_argument("--markdown", action="store_true", help="a report for a CI job summary")
     abort = add("abort", cmd_abort, "traffic off the new version now, then roll back")
     abort.add_argument("--reason", default="operator abort")
     resume = add("resume", cmd_resume, "continue the active rollout (after a crash, or a pause)")
     resume.add_argument("--reason", default="operator resume")
+    resume.add_argument("--detach", action="store_true", help="record the resume and leave the rollout to ticks")
     pause = add("pause", cmd_pause, "hold the rollout where it is (traffic stays as it is)")
     pause.add_argument("--reason", default="operator pause")
     promote = add("promote", cmd_promote, "skip the current step's wait (--full: all remaining steps now)")
@@ -317,7 +369,8 @@ def register(sub: argparse._SubParsersAction, inventory_default: str) -> None:
                    policy=True)
     rollback.add_argument("--to", help="version to put back (default: the one before the last success)")
     rollback.add_argument("--reason", default="operator rollback")
-    add("tick", cmd_tick, "advance the active rollout by one step, then exit (for timers)")
+    tick = add("tick", cmd_tick, "advance every active rollout by one reconcile, then exit (for timers)")
+    tick.set_defaults(inventory=None)
     history = add("history", cmd_history, "past rollouts")
     history.add_argument("--json", action="store_true")
     history.add_argument("--limit", type=int, default=50)

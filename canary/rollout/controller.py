@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import signal
 import socket
 import uuid
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from canary.inventory import Fleet
 from canary.notify import Notice, NullNotifier, WebhookNotifier, notifier_for
 from canary.policy import Policy, parse_policy
 from canary.quality import compare
+from canary.rollout.drift import inventory_drift, on_listed_hosts
 from canary.rollout.phases import Phase
 from canary.rollout.ports import Clock, FleetPort, MetricsPort, ProbePort, RegistryPort, TrafficPort
 from canary.rollout.state import RolloutState, plan_rollout, traffic_layout
@@ -31,6 +33,10 @@ from canary.schedule import promotion_gate
 from canary.store import ActiveRolloutError, ConcurrentUpdateError, Record, Store
 
 TICK_LEASE_S = 1800  # longer than any single action (a deploy waits for health)
+# Crash tests set this to an event kind ("enter CANARY_DEPLOY", "weights live", ...): the
+# controller then dies by SIGKILL right after recording it, before acting on it: the
+# worst instant for a crash, state written and action not done.
+CRASH_AFTER_ENV = "VOXFLEET_CRASH_AFTER"
 
 
 class RolloutError(RuntimeError):
@@ -116,11 +122,14 @@ class Controller:
         ended = state.phase.terminal
         saved = self.store.save(record.id, state.phase.value, state.to_dict(), self.clock.now(),
                                 record.revision, kind, self.actor, data or {}, result=result,
-                                reason=state.reason or None, ended=ended)
+                                reason=state.reason or None, ended=ended, stable_version=state.stable_version or None,
+                                image_digest=state.image_digest or None, git_revision=state.git_revision or None)
         where = f" step {state.step_index + 1}/{len(state.steps)} ({state.weight_set}%)" \
             if state.phase is Phase.TRAFFIC else ""
         detail = (data or {}).get("decision", {}).get("reason", "") if kind == "verdict" else state.reason
         self.log(f"{state.phase.value}{where}: {kind}{' — ' + detail if detail else ''}")
+        if os.environ.get(CRASH_AFTER_ENV) == kind:
+            os.kill(os.getpid(), signal.SIGKILL)
         return saved
 
     def _enter(self, record: Record, state: RolloutState, phase: Phase, reason: str = "",
@@ -228,6 +237,9 @@ class Controller:
         return self._rolling_back(record, state)
 
     def _dispatch(self, record: Record, state: RolloutState) -> Record:
+        record, state, go_on = self._follow_inventory(record, state)
+        if not go_on:
+            return record
         handlers = {
             Phase.PENDING: self._pending, Phase.PREFLIGHT: self._preflight, Phase.PREPULL: self._prepull,
             Phase.CANARY_DEPLOY: self._canary_deploy, Phase.WARMUP_GATE: self._warmup_gate,
@@ -235,6 +247,32 @@ class Controller:
             Phase.PAUSED: self._paused,
         }
         return handlers[state.phase](record, state)
+
+    def _follow_inventory(self, record: Record, state: RolloutState) -> tuple[Record, RolloutState, bool]:
+        """Compare the rollout's hosts with the inventory as it is now (see drift.py);
+        False: the rollout paused and this tick does nothing more."""
+        drift = inventory_drift(state, self.fleet)
+        if not (drift.added or drift.blocking) or state.phase is Phase.PAUSED:
+            return record, state, True
+        message = drift.describe(state, str(self.fleet.source))
+        if state.phase in (Phase.PENDING, Phase.PREFLIGHT):
+            raise RolloutError(f"{message}; nothing was changed: start the rollout again")
+        if state.phase is Phase.ROLLING_BACK and drift.blocking:
+            state = replace(state, **on_listed_hosts(state, self.fleet))
+            record = self._save(record, state, "inventory changed", {"message": message,
+                                                                     "removed": list(drift.removed)})
+            return record, state, True
+        if drift.blocking:
+            record, state = self._enter(record, state, Phase.PAUSED,
+                                        f"{message}. Traffic stays as it is: put the inventory back and "
+                                        "`rollout resume`, or `rollout abort` to roll back on the hosts still listed",
+                                        paused_phase=state.phase.value)
+            return record, state, False
+        if list(drift.added) != state.ignored_hosts:
+            state = replace(state, ignored_hosts=list(drift.added))
+            record = self._save(record, state, "inventory changed", {"message": message,
+                                                                     "added": list(drift.added)})
+        return record, state, True
 
     def _apply_layout(self, state: RolloutState, record: Record | None = None) -> str:
         if record is not None:
@@ -269,7 +307,8 @@ class Controller:
             raise RolloutError(f"{state.version} already runs on every host")
         if not state.stable_hosts:
             raise RolloutError("no stable host left to carry traffic besides the canary")
-        state = replace(state, stable_version=stable, image_digest=digest)
+        revision = self.registry.labels(state.version).get("org.opencontainers.image.revision", "")
+        state = replace(state, stable_version=stable, image_digest=digest, git_revision=revision)
         self._apply_layout(state, record)  # renders and validates the LB config (all stable): no traffic change
         return self._enter(record, state, Phase.PREPULL, f"stable {stable} on {len(running)} hosts")[0]
 
@@ -416,8 +455,9 @@ class Controller:
                 if state.phase in (Phase.PENDING, Phase.PREFLIGHT):
                     return self._enter(record, state, Phase.PREFLIGHT_FAILED, why)[0]
                 if state.phase is not Phase.ROLLING_BACK:
+                    listed = on_listed_hosts(replace(state, new_hosts=rollback_targets(state)), self.fleet)
                     record, state = self._enter(record, state, Phase.ROLLING_BACK, why, rollback_stage="drain",
-                                                paused_phase=None, new_hosts=rollback_targets(state))
+                                                paused_phase=None, **listed)
                 if state.rollback_stage in ("", "drain"):
                     return self._rolling_back(record, state)
                 return record
@@ -484,6 +524,10 @@ class Controller:
         if record is None:
             raise RolloutError("no active rollout on this fleet")
         state = RolloutState.from_dict(record.state)
+        drift = inventory_drift(state, self.fleet)
+        if drift.blocking:
+            raise RolloutError(f"{drift.describe(state, str(self.fleet.source))}: put the inventory back, "
+                               "or `rollout abort` to roll back on the hosts still listed")
         if state.phase is Phase.PAUSED:
             phase = Phase(state.paused_phase or Phase.TRAFFIC.value)
             return self._enter(record, state, phase, f"resumed by {self.actor}: {reason}", paused_phase=None,
@@ -492,6 +536,7 @@ class Controller:
             return self._save(record, replace(state, manual=False, weight_set=state.step_weight, weight_live=None),
                               "resume", {"reason": reason})
         return record
+
 
 def verdict_dict(verdict: Verdict) -> dict[str, Any]:
     return {"verdict": verdict.verdict, "summary": verdict.summary, "canary_n": verdict.canary_n,

@@ -48,6 +48,8 @@ class RolloutState:
     reason: str = ""
     last_verdict: dict[str, Any] | None = None
     image_digest: str = ""
+    git_revision: str = ""  # the source revision the image was built from (its OCI label)
+    ignored_hosts: list[str] = field(default_factory=list)  # added to the inventory after the start
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,0 +1,63 @@
+"""The `rollout` CLI with a missing, corrupt or orphaned state store: a clear message,
+and nothing created or changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from canary.store import Store
+
+REPO = Path(__file__).resolve().parents[2]
+INVENTORY = REPO / "inventory" / "production"
+pytestmark = pytest.mark.integration
+
+
+def rollout(state_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, VOXFLEET_STATE_DIR=str(state_dir))
+    return subprocess.run([str(Path(sys.executable).with_name("rollout")), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_reading_verbs_on_a_missing_store_say_so_and_create_nothing(tmp_path):
+    state = tmp_path / "state"
+    status = rollout(state, "status", "-i", str(INVENTORY))
+    assert status.returncode == 0 and f"no state store at {state / 'rollouts.db'}" in status.stdout
+    as_json = json.loads(rollout(state, "status", "-i", str(INVENTORY), "--json").stdout)
+    assert as_json["phase"] is None and "no state store" in as_json["message"]
+    assert json.loads(rollout(state, "history", "--json").stdout) == []
+    show = rollout(state, "show", "r-123")
+    assert show.returncode == 1 and "does not exist" in show.stderr
+    assert not state.exists()
+
+
+@pytest.mark.parametrize("verb", [["status", "-i", str(INVENTORY)], ["history"], ["show", "r-1"], ["tick"],
+                                  ["start", "v1.3.0", "-i", str(INVENTORY)], ["abort", "-i", str(INVENTORY)]])
+def test_a_corrupt_store_is_named_and_left_as_it_was(tmp_path, verb):
+    state = tmp_path / "state"
+    state.mkdir()
+    db = state / "rollouts.db"
+    db.write_bytes(b"this is not SQLite\n" * 100)
+    result = rollout(state, *verb)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"state store {db} is corrupt" in result.stderr
+    assert db.read_bytes() == b"this is not SQLite\n" * 100
+    assert sorted(p.name for p in state.iterdir()) == ["rollouts.db"]
+
+
+def test_tick_names_an_active_rollout_whose_inventory_is_gone(tmp_path):
+    state = tmp_path / "state"
+    gone = tmp_path / "inventory-removed"
+    with Store(state / "rollouts.db") as store:
+        store.create("r-1", str(gone), "v1.3.0", None, "PENDING", {"phase": "PENDING"}, "tester", 1.0)
+    result = rollout(state, "tick")
+    assert result.returncode == 1
+    assert f"error: {gone}" in result.stderr
+    with Store(state / "rollouts.db") as store:
+        record = store.get("r-1")
+        assert record.phase == "PENDING" and record.revision == 1 and len(store.events("r-1")) == 1

@@ -1,0 +1,100 @@
+"""An inventory edited during a rollout: a clear message and a safe outcome."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from canary.inventory import Fleet, Node
+from canary.rollout.controller import Controller, RolloutError
+from canary.rollout.drift import inventory_drift
+from canary.rollout.state import RolloutState, plan_rollout
+from tests.unit.fakes import make_fleet, run
+
+
+def edited(fleet: Fleet, drop: str | None = None, add: str | None = None, move: str | None = None) -> Fleet:
+    nodes = [n for n in fleet.nodes if n.name != drop]
+    nodes = [replace(n, upstream="10.9.9.9:6006") if n.name == move else n for n in nodes]
+    if add:
+        nodes.append(Node(add, "10.9.0.4:6006", 0, "", True, "127.0.0.1:2204"))
+    return replace(fleet, nodes=tuple(nodes))
+
+
+def to_first_step(c: Controller, store, clock, rollout_id: str) -> None:
+    while store.get(rollout_id).state.get("weight_live") != 10:
+        c.tick()
+        clock.sleep(10)
+
+
+def test_drift_names_added_removed_and_moved_hosts(tmp_path):
+    fleet = make_fleet(tmp_path)
+    state = plan_rollout(fleet, fleet.policy, "r-1", "v1.3.0", "v1.2.0")
+    unchanged = inventory_drift(state, fleet)
+    assert not unchanged.blocking and not unchanged.added
+    drift = inventory_drift(state, edited(fleet, drop="node1", add="node4", move="node3"))
+    assert (drift.added, drift.removed, drift.moved) == (("node4",), ("node1",), ("node3",))
+    assert drift.blocking
+    text = drift.describe(state, "inventory/production")
+    assert "node1 (canary) removed" in text and "node3 changed address" in text and "node4 added" in text
+
+
+def test_a_removed_stable_host_pauses_the_rollout_and_leaves_traffic_alone(world, tmp_path):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    to_first_step(c, store, clock, record.id)
+    applied = len(sim.applied)
+
+    shrunk = Controller(edited(c.fleet, drop="node3"), store, sim, sim, sim, sim, sim, clock, actor="tester")
+    paused = shrunk.tick()
+    assert paused.phase == "PAUSED"
+    assert "node3 (stable) removed" in paused.reason and "rollout abort" in paused.reason
+    assert len(sim.applied) == applied  # no traffic change it did not mean
+    assert shrunk.tick().phase == "PAUSED"  # ticks wait for the operator
+    with pytest.raises(RolloutError, match="node3"):
+        shrunk.resume("go on")
+
+    shrunk.abort("node3 is gone")
+    assert run(shrunk, clock)[-1] == "ROLLED_BACK"
+    assert {s.address for s in sim.servers} == {"10.9.0.1:6006", "10.9.0.2:6006"}  # LB: listed hosts only
+    assert all(s.version == "v1.2.0" and s.state == "up" for s in sim.servers)
+    assert not any("node3" in hosts for _, hosts, pull_only in sim.deploys if not pull_only)
+
+
+def test_a_removed_canary_is_taken_out_of_traffic_on_abort(world):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    to_first_step(c, store, clock, record.id)
+    canary = store.get(record.id).state["canary_hosts"][0]
+
+    without = Controller(edited(c.fleet, drop=canary), store, sim, sim, sim, sim, sim, clock, actor="tester")
+    assert f"{canary} (canary) removed" in without.tick().reason
+    without.abort("canary host decommissioned")
+    assert run(without, clock)[-1] == "ROLLED_BACK"
+    assert sim.addresses[canary] not in {s.address for s in sim.servers}
+    assert sim.share("v1.3.0") == 0.0
+
+
+def test_an_added_host_is_noted_once_and_the_rollout_goes_on(world):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    to_first_step(c, store, clock, record.id)
+    grown = Controller(edited(c.fleet, add="node4"), store, sim, sim, sim, sim, sim, clock, actor="tester")
+    assert run(grown, clock)[-1] == "SUCCEEDED"
+    noted = [e for e in store.events(record.id) if e.kind == "inventory changed"]
+    assert len(noted) == 1 and "node4 added (not part of this rollout)" in noted[0].data["message"]
+    assert RolloutState.from_dict(store.get(record.id).state).ignored_hosts == ["node4"]
+
+
+def test_an_inventory_changed_before_preflight_stops_touching_nothing(world):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    moved = Controller(edited(c.fleet, move="node2"), store, sim, sim, sim, sim, sim, clock, actor="tester")
+    assert run(moved, clock)[-1] == "PREFLIGHT_FAILED"
+    final = store.get(record.id)
+    assert "node2 changed address" in final.reason and "start the rollout again" in final.reason
+    assert sim.deploys == [] and sim.applied == []
