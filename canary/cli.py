@@ -10,9 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from canary import images, local_container, registry, sandbox
+from canary import fleet_report, images, local_container, registry, sandbox
 from canary.fleet import FleetError
 from canary.inventory import InventoryError, load_fleet
+from canary.release import commands as release_commands
+from canary.release.artifact import ReleaseError
 from canary.rollout import commands as rollout_commands
 from canary.rollout.controller import RolloutError
 from canary.store import StoreError
@@ -25,69 +27,10 @@ SANDBOX_INVENTORY = REPO_ROOT / "inventory" / "sandbox"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
-def image_tag(version: str, registry: str | None, repository: str = "tts") -> str:
-    return f"{registry.rstrip('/')}/{repository}:{version}" if registry else f"tts:{version}"
-
-
 def cmd_model_build(args: argparse.Namespace) -> int:
     for version in args.version:
         path = build_model(version, args.out, args.variant)
         print(path)
-    return EXIT_OK
-
-
-def _push_registry(args: argparse.Namespace) -> str | None:
-    """--registry, else the inventory's push address when that inventory exists."""
-    if args.registry:
-        return args.registry
-    inventory = Path(args.inventory)
-    return load_fleet(inventory).registry_push if (inventory / "hosts.yml").exists() or inventory.is_file() else None
-
-
-def cmd_build(args: argparse.Namespace) -> int:
-    model_dir = REPO_ROOT / "build" / "models" / args.version
-    if not model_dir.exists() and args.version in RELEASES:
-        build_model(args.version, model_dir.parent)  # demo releases are rebuilt from their recipe
-    tag = image_tag(args.version, None)
-    image_id = images.build_image(REPO_ROOT, args.version, tag, args.base_image, images.git_revision(REPO_ROOT))
-    tags = [tag]
-    push_registry = _push_registry(args)
-    if push_registry:
-        tags.append(image_tag(args.version, push_registry, _repository(args)))
-        images.tag_image(tag, tags[-1])
-    print(f"{image_id}\t{' '.join(tags)}")
-    return EXIT_OK
-
-
-def _repository(args: argparse.Namespace) -> str:
-    inventory = Path(args.inventory)
-    exists = (inventory / "hosts.yml").exists() or inventory.is_file()
-    return load_fleet(inventory).repository if exists and not args.registry else "tts"
-
-
-def _required_registry(args: argparse.Namespace) -> str:
-    push_registry = _push_registry(args)
-    if not push_registry:
-        raise images.ImageBuildError("no registry: pass --registry HOST:PORT or an inventory with tts_registry_push")
-    return push_registry
-
-
-def cmd_publish(args: argparse.Namespace) -> int:
-    push_registry = _required_registry(args)
-    target = image_tag(args.version, push_registry, _repository(args))
-    digest = images.push_image(image_tag(args.version, None), target)
-    print(f"{target}\t{digest}")
-    return EXIT_OK
-
-
-def cmd_images(args: argparse.Namespace) -> int:
-    push_registry = _required_registry(args)
-    repository = _repository(args)
-    versions = registry.list_versions(push_registry, repository)
-    for item in versions:
-        print(f"{item.version}\t{item.digest}")
-    if not versions:
-        print(f"no versions in {push_registry}/{repository}")
     return EXIT_OK
 
 
@@ -121,7 +64,7 @@ def cmd_inventory_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    tag = image_tag(args.version, args.registry)
+    tag = release_commands.image_tag(args.version, args.registry)
     name = local_container.container_name(args.version)
     options = local_container.RunOptions(port=args.port, bind=args.bind,
                                          env=(("IMAGE_TAG", tag),))
@@ -154,25 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     mb.add_argument("--variant", choices=sorted(VARIANTS), help="a broken, test-only variant")
     mb.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "models")
     mb.set_defaults(func=cmd_model_build)
-
-    b = sub.add_parser("build", help="build the service image for a model version")
-    b.add_argument("version")
-    b.add_argument("--registry", help="registry host:port to also tag for (default: the inventory's)")
-    b.add_argument("-i", "--inventory", default=str(SANDBOX_INVENTORY))
-    b.add_argument("--base-image", default=images.DEFAULT_BASE_IMAGE,
-                   help="base image (default: the locally made Debian image; production: a CUDA PyTorch image)")
-    b.set_defaults(func=cmd_build)
-
-    p = sub.add_parser("publish", help="push a built version's image to the registry")
-    p.add_argument("version")
-    p.add_argument("--registry", help="registry host:port (default: the inventory's tts_registry_push)")
-    p.add_argument("-i", "--inventory", default=str(SANDBOX_INVENTORY))
-    p.set_defaults(func=cmd_publish)
-
-    im = sub.add_parser("images", help="list the versions in the registry")
-    im.add_argument("--registry")
-    im.add_argument("-i", "--inventory", default=str(SANDBOX_INVENTORY))
-    im.set_defaults(func=cmd_images)
+    mc = model.add_parser("check", help="verify a release's model artifact: manifest, every file's sha256, version")
+    mc.add_argument("version")
+    mc.add_argument("--allow-unshipped", action="store_true", help="accept a test-only variant")
+    mc.set_defaults(func=release_commands.cmd_model_check)
 
     sb = sub.add_parser("sandbox", help="the local sandbox fleet").add_subparsers(dest="sandbox_command",
                                                                                  required=True)
@@ -189,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     ic.add_argument("-i", "--inventory", default=str(SANDBOX_INVENTORY))
     ic.set_defaults(func=cmd_inventory_check)
 
+    release_commands.register(sub, str(SANDBOX_INVENTORY))
+    fleet_report.register(sub, str(SANDBOX_INVENTORY))
     rollout_commands.register(sub, str(SANDBOX_INVENTORY))
 
     r = sub.add_parser("run", help="run a version's image on the local Docker engine, hardened")
@@ -214,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_ERROR
     except (images.ImageBuildError, local_container.ContainerError, RecipeError, registry.RegistryError,
-            sandbox.SandboxError, RolloutError, StoreError, FleetError) as exc:
+            sandbox.SandboxError, RolloutError, StoreError, FleetError, ReleaseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
 

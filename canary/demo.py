@@ -14,9 +14,10 @@ from pathlib import Path
 
 from canary import fleet as fleet_ops
 from canary import images, sandbox
-from canary.cli import REPO_ROOT, SANDBOX_INVENTORY, image_tag
+from canary.cli import REPO_ROOT, SANDBOX_INVENTORY
 from canary.inventory import load_fleet
 from canary.loadgen import LoadGenerator
+from canary.release.commands import image_tag
 from canary.rollout.commands import controller_for, follow
 from canary.rollout.phases import EXIT_SUCCEEDED
 from canary.store import Store

@@ -37,9 +37,10 @@ class NodeState:
     started_at: str | None
     gpus: int
     previous_image: str | None
+    served: dict[str, Any] | None = None  # the service's own /version answer (None: not asked)
 
     @classmethod
-    def from_report(cls, host: str, report: dict[str, Any]) -> NodeState:
+    def from_report(cls, host: str, report: dict[str, Any], served: dict[str, Any] | None = None) -> NodeState:
         def text(key: str) -> str | None:
             value = report.get(key)
             return str(value) if value not in (None, "") else None
@@ -47,7 +48,18 @@ class NodeState:
         gpus = report.get("gpus") or 0
         return cls(host, text("version"), text("image"), text("image_digest"), text("model_sha256"),
                    text("git_revision"), text("container_state"), text("health"), text("started_at"),
-                   int(gpus) if str(gpus).isdigit() else 0, text("previous_image"))
+                   int(gpus) if str(gpus).isdigit() else 0, text("previous_image"), served)
+
+    def disagreements(self) -> list[str]:
+        """Where the service's /version contradicts the image labels (a mixed-up deploy)."""
+        if not self.served or "error" in self.served:
+            return []
+        pairs = [("version", self.version, self.served.get("model_version")),
+                 ("git revision", self.git_revision, self.served.get("git_revision"))]
+        if self.served.get("model_source") != "uri":  # a fetched model is not the one the label names
+            pairs.append(("model sha256", self.model_sha256, self.served.get("model_sha256")))
+        return [f"{what}: labels say {label}, /version says {said}" for what, label, said in pairs
+                if label and said and label != said]
 
 
 Progress = Callable[[ProgressEvent], None]
@@ -71,7 +83,7 @@ def _run(fleet: Fleet, playbook: str, extravars: dict[str, Any], action: str, li
 
 
 def node_states(result: PlaybookResult) -> dict[str, NodeState]:
-    return {host: NodeState.from_report(host, r.facts["tts_node_report"])
+    return {host: NodeState.from_report(host, r.facts["tts_node_report"], r.facts.get("tts_node_served"))
             for host, r in result.hosts.items() if "tts_node_report" in r.facts}
 
 

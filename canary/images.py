@@ -139,8 +139,8 @@ def model_manifest(repo_root: Path, version: str) -> ModelManifest:
     """The verified manifest of build/models/<version>; ImageBuildError naming the path otherwise."""
     model_dir = Path(repo_root) / "build" / "models" / version
     if not model_dir.is_dir():
-        raise ImageBuildError(f"model directory {model_dir} is missing (make it with: "
-                              f"python -m models build {version} --out build/models)")
+        raise ImageBuildError(f"model directory {model_dir} is missing: fetch the {version} artifact from the "
+                              f"artifact store into it (demo releases: python -m models build {version})")
     try:
         manifest = verify_model_dir(model_dir)
     except ModelDirError as exc:

@@ -42,12 +42,15 @@ class Policy:
     promotion_weekdays: tuple[str, ...] = WEEKDAYS
     promotion_not_before: str = ""  # ISO 8601 with an offset, e.g. 2026-11-26T02:00:00+01:00
     notify_url: str = ""
+    gate_latency_max_ratio: float = 2.0  # release gate: golden-prompt latency at most this × live version's
+    gate_max_rtf: float = 1.0  # release gate: synthesis slower than real time fails
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 _INT_MIN = {"dwell_s": 0, "min_requests": 1, "interval_s": 1, "step_max_s": 1, "consecutive_failures": 1,
             "max_p95_ms": 1, "batch_size": 1, "health_timeout_s": 60}
-_FLOAT_RANGE = {"max_error_rate": (0.0, 1.0), "latency_max_ratio": (1.0, 100.0)}
+_FLOAT_RANGE = {"max_error_rate": (0.0, 1.0), "latency_max_ratio": (1.0, 100.0),
+                "gate_latency_max_ratio": (1.0, 100.0), "gate_max_rtf": (0.001, 100.0)}
 KNOWN_KEYS = tuple(f.name for f in fields(Policy) if f.name != "extra")
 
 

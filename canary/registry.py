@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import urllib.error
 import urllib.request
@@ -46,8 +48,18 @@ def registry_url(registry: str) -> str:
     return f"{'http' if plain else 'https'}://{registry}"
 
 
+def _headers() -> dict[str, str]:
+    """Basic auth from the controller's environment (a CI secret), for a registry behind htpasswd."""
+    headers = {"Accept": MANIFEST_TYPES}
+    user = os.environ.get("VOXFLEET_REGISTRY_USERNAME", "")
+    if user:
+        token = f"{user}:{os.environ.get('VOXFLEET_REGISTRY_PASSWORD', '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(token).decode()
+    return headers
+
+
 def _request(url: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, method=method, headers={"Accept": MANIFEST_TYPES})
+    request = urllib.request.Request(url, method=method, headers=_headers())
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, dict(response.headers), response.read()
@@ -75,3 +87,23 @@ def list_versions(registry: str, repository: str) -> list[ImageVersion]:
         raise RegistryError(f"registry {registry}: listing {repository} answered {status}")
     tags = json.loads(body).get("tags") or []
     return [ImageVersion(tag, tag_digest(registry, repository, tag) or "") for tag in sorted(tags, key=version_key)]
+
+
+def image_labels(registry: str, repository: str, tag: str) -> dict[str, str] | None:
+    """The labels of repository:tag's image config (single-platform images), or None when
+    the tag does not exist."""
+    base = f"{registry_url(registry)}/v2/{repository}"
+    status, _, body = _request(f"{base}/manifests/{tag}")
+    if status == 404:
+        return None
+    if status != 200:
+        raise RegistryError(f"registry {registry}: GET {repository}:{tag} answered {status}")
+    manifest = json.loads(body)
+    config = (manifest.get("config") or {}).get("digest")
+    if not config:
+        raise RegistryError(f"registry {registry}: {repository}:{tag} is a multi-platform index; "
+                            "voxfleet publishes single-platform images")
+    status, _, blob = _request(f"{base}/blobs/{config}")
+    if status != 200:
+        raise RegistryError(f"registry {registry}: config blob {config} of {repository}:{tag} answered {status}")
+    return dict((json.loads(blob).get("config") or {}).get("Labels") or {})

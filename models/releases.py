@@ -32,6 +32,11 @@ RELEASES: dict[str, Release] = {
         "base_f0": 142.0, "formant_scale": 1.06, "chars_per_second": 11.5,
         "breathiness": 0.06, "target_rms_db": -19.0,
     }),
+    # The release pipeline's end-to-end test ships this one (a tag nothing else publishes).
+    "v1.4.0": Release("v1.4.0", seed=1400, config={
+        "base_f0": 131.0, "formant_scale": 1.03, "chars_per_second": 12.2,
+        "breathiness": 0.05, "target_rms_db": -20.0,
+    }),
 }
 
 # name -> (config overrides, output gain, poison a weight with NaN)

@@ -60,6 +60,9 @@ class HttpRegistry:
     def digest(self, version: str) -> str | None:
         return registry.tag_digest(self.fleet.registry_push, self.fleet.repository, version)
 
+    def labels(self, version: str) -> dict[str, str]:
+        return registry.image_labels(self.fleet.registry_push, self.fleet.repository, version) or {}
+
 
 class SshAccessLog:
     """Reads the LB's JSON access log since a cursor, over the inventory's SSH settings."""

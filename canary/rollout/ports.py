@@ -44,6 +44,9 @@ class RegistryPort(Protocol):
     def digest(self, version: str) -> str | None:
         """The image digest of `version` in the registry, or None when the tag is missing."""
 
+    def labels(self, version: str) -> dict[str, str]:
+        """The image labels of `version` (OCI revision, model sha256); empty when unknown."""
+
 
 class Clock(Protocol):
     def now(self) -> float: ...

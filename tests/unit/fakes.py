@@ -147,6 +147,9 @@ class SimulatedFleet:
     def digest(self, version: str) -> str | None:
         return f"sha256:{version}" if version in self.registry_tags else None
 
+    def labels(self, version: str) -> dict[str, str]:
+        return {"org.opencontainers.image.revision": f"rev-{version}"} if version in self.registry_tags else {}
+
     def share(self, version: str) -> float:
         """Canary share of the live layout's weights for hosts running `version`."""
         by_address = {a: h for h, a in self.addresses.items()}

@@ -32,6 +32,9 @@ def test_a_healthy_version_walks_every_phase_to_every_host(world):
     assert shares.index(10) < shares.index(50) < shares.index(100)  # no jumps past a step
     final = store.get(record.id)
     assert final.result == "succeeded" and final.ended_at is not None
+    # history links the rollout to what it shipped: image digest and source revision
+    assert (final.stable_version, final.image_digest, final.git_revision) == ("v1.2.0", "sha256:v1.3.0",
+                                                                             "rev-v1.3.0")
     assert all(s.state == "up" and s.version == "v1.3.0" for s in sim.servers)
     kinds = [e.kind for e in store.events(record.id)]
     assert kinds.count("verdict") >= 3 and "enter SUCCEEDED" in kinds
