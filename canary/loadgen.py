@@ -37,6 +37,7 @@ class Outcome:
     version: str
     latency_s: float
     error: str = ""
+    retried: str = ""  # why the client sent it a second time (a keep-alive connection the LB closed)
 
 
 @dataclass
@@ -52,7 +53,9 @@ class LoadResult:
 
     def summary(self) -> str:
         versions = ", ".join(f"{v} {n}" for v, n in sorted(self.by_version().items()))
-        return f"{len(self.outcomes)} requests, {len(self.failed)} failed; answered by: {versions or 'none'}"
+        retried = sum(1 for o in self.outcomes if o.retried)
+        return (f"{len(self.outcomes)} requests, {len(self.failed)} failed, {retried} retried on a dropped "
+                f"keep-alive connection; answered by: {versions or 'none'}")
 
 
 class LoadGenerator:
@@ -68,14 +71,28 @@ class LoadGenerator:
         self._thread: threading.Thread | None = None
 
     def _one(self, client: httpx.Client, i: int) -> None:
+        """One request, as an HTTP client library sends it: a keep-alive connection that
+        the server closed just as the request went out (nginx closes idle connections on
+        every reload) is retried once on a new connection, like urllib3 and the OpenAI
+        SDK do; the retry is recorded. Synthesis has no side effects."""
         started = time.time()
         body = {"model": "tts-1", "input": text_for(i), "voice": self.voice, "response_format": "pcm"}
-        try:
-            response = client.post(f"{self.url}/v1/audio/speech", json=body, timeout=self.timeout_s)
-            outcome = Outcome(i, started, response.status_code, response.headers.get("x-model-version", ""),
-                              time.time() - started, "" if response.status_code == 200 else response.text[:200])
-        except httpx.HTTPError as exc:
-            outcome = Outcome(i, started, 0, "", time.time() - started, f"{type(exc).__name__}: {exc}")
+        retried = ""
+        for attempt in (1, 2):
+            try:
+                response = client.post(f"{self.url}/v1/audio/speech", json=body, timeout=self.timeout_s)
+            except httpx.RemoteProtocolError as exc:  # disconnected before any response
+                if attempt == 1:
+                    retried = f"{type(exc).__name__}: {exc}"
+                    continue
+                outcome = Outcome(i, started, 0, "", time.time() - started, f"{type(exc).__name__}: {exc}", retried)
+            except httpx.HTTPError as exc:
+                outcome = Outcome(i, started, 0, "", time.time() - started, f"{type(exc).__name__}: {exc}", retried)
+            else:
+                outcome = Outcome(i, started, response.status_code, response.headers.get("x-model-version", ""),
+                                  time.time() - started, "" if response.status_code == 200 else response.text[:200],
+                                  retried)
+            break
         self.result.outcomes.append(outcome)
 
     def run(self, duration_s: float, max_requests: int = 100_000) -> LoadResult:

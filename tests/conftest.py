@@ -1,4 +1,5 @@
-"""Shared fixtures: model directories built by the real recipe, once per session."""
+"""Shared fixtures: model directories built by the real recipe, and the sandbox fleet,
+each once per session."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from canary.inventory import Fleet, load_fleet
 from models.recipe import build
+from tests.sandbox_fleet import INVENTORY, bring_up, docker_works
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,3 +26,22 @@ def model_dirs(model_root: Path) -> dict[str, Path]:
     for variant in ("silent", "nan", "slow", "flaky"):
         dirs[f"v1.3.0-{variant}"] = build("v1.3.0", model_root, variant)
     return dirs
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Fleet:
+    """The sandbox fleet with v1.2.0 and v1.3.0 published (up once, left up)."""
+    if not docker_works():
+        pytest.skip("no Docker engine: the sandbox fleet needs one (start dockerd)")
+    bring_up()
+    return load_fleet(INVENTORY)
+
+
+@pytest.fixture
+def stable_fleet(sandbox: Fleet) -> Fleet:
+    """Every node on v1.2.0, the LB spreading traffic evenly over them: the state before a release."""
+    from canary import fleet as fleet_ops
+
+    fleet_ops.deploy(sandbox, "v1.2.0")
+    fleet_ops.set_traffic(sandbox, canary={}, stable={n.name: "v1.2.0" for n in sandbox.nodes}, canary_percent=0)
+    return sandbox

@@ -1,65 +1,12 @@
-"""The sandbox fleet for end-to-end tests: real registry, SSH hosts with Docker, nginx LB.
-
-Brought up once per session with the product's own commands (`rollout sandbox up`,
-`rollout build`, `rollout publish`) and left up afterwards (so reruns are fast);
-`rollout sandbox down` removes it.
-"""
+"""End-to-end tests run on the shared sandbox fleet (fixtures `sandbox` and
+`stable_fleet` in tests/conftest.py, helpers in tests/sandbox_fleet.py and helpers.py)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-from canary.inventory import Fleet, load_fleet
-
-REPO = Path(__file__).resolve().parents[2]
-INVENTORY = REPO / "inventory" / "sandbox"
-VERSIONS = ("v1.2.0", "v1.3.0")
-
-
-def rollout(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    cmd = [str(Path(sys.executable).with_name("rollout")), *args]
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=dict(os.environ, **(env or {})))
-    if check and result.returncode != 0:
-        raise AssertionError(f"rollout {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def docker_works() -> bool:
-    return shutil.which("docker") is not None and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
-
-
-@pytest.fixture(scope="session")
-def sandbox() -> Fleet:
-    if not docker_works():
-        pytest.skip("no Docker engine: the sandbox fleet needs one (start dockerd)")
-    rollout("sandbox", "up", "--hosts", "3")
-    for version in VERSIONS:
-        rollout("build", version)
-        rollout("publish", version)
-    return load_fleet(INVENTORY)
-
-
-def publish_variant(version: str, variant: str) -> str:
-    """Build and publish a broken test-only variant (never a release) as `<version>-<variant>`."""
-    full = f"{version}-{variant}"
-    subprocess.run([sys.executable, "-m", "models", "build", version, "--variant", variant,
-                    "--out", str(REPO / "build" / "models")], check=True, cwd=REPO, capture_output=True)
-    rollout("build", full)
-    rollout("publish", full)
-    return full
 
 
 @pytest.fixture
-def stable_fleet(sandbox: Fleet) -> Fleet:
-    """Every node on v1.2.0, the LB spreading traffic evenly over them: the state before a release."""
-    from canary import fleet as fleet_ops
-
-    fleet_ops.deploy(sandbox, "v1.2.0")
-    fleet_ops.set_traffic(sandbox, canary={}, stable={n.name: "v1.2.0" for n in sandbox.nodes}, canary_percent=0)
-    return sandbox
+def state_dir(tmp_path) -> dict[str, str]:
+    """A state store of the test's own: its rollouts and history only."""
+    return {"VOXFLEET_STATE_DIR": str(tmp_path / "state")}

@@ -7,40 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from canary import fleet as fleet_ops
 from canary.loadgen import LoadGenerator
-from tests.e2e.conftest import REPO, publish_variant, rollout
+from tests.e2e.helpers import DEMO_POLICY, LOAD_RPS, at_step, start, status_json, versions, wait_for
+from tests.sandbox_fleet import REPO, publish_variant, rollout
 
 pytestmark = pytest.mark.sandbox
-# Steady load one sandbox host can carry alone: at the 100% step the single canary host
-# takes all of it, and queueing there would (rightly) fail the latency comparison.
-LOAD_RPS = 3
-# Short timings for a 3-host sandbox under light load. With no errors at all, a 20% cap
-# is proven after 14 canary requests (a 5% cap would need 59: minutes at 10% of 3 req/s).
-DEMO_POLICY = ["--set", "dwell_s=8", "--set", "min_requests=15", "--set", "interval_s=4",
-               "--set", "step_max_s=300", "--set", "consecutive_failures=2", "--set", "max_error_rate=0.2"]
-
-
-@pytest.fixture
-def state_dir(tmp_path) -> dict[str, str]:
-    return {"VOXFLEET_STATE_DIR": str(tmp_path / "state")}
-
-
-def start(version: str, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
-    return rollout("start", version, *DEMO_POLICY, *extra, check=False, env=env)
-
-
-def status_json(env: dict[str, str]) -> dict:
-    return json.loads(rollout("status", "--json", env=env).stdout)
-
-
-def versions(fleet) -> dict[str, str]:
-    return {h: s.version for h, s in fleet_ops.facts(fleet, strict=True).items()}
 
 
 def test_a_healthy_version_reaches_every_host_with_zero_failed_requests(stable_fleet, state_dir):
@@ -104,12 +79,7 @@ def test_a_killed_controller_resumes_to_the_same_result_without_a_traffic_jump(s
            "--set", "dwell_s=30"]
     process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            view = json.loads(rollout("status", "--json", env=state_dir, check=False).stdout or "{}")
-            if view.get("phase") == "TRAFFIC" and view.get("weight_live") == 10:
-                break
-            time.sleep(1)
+        wait_for(state_dir, at_step(10), what="step 1 live")
         process.send_signal(signal.SIGKILL)
         process.wait(30)
         view = status_json(state_dir)

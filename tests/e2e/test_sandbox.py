@@ -8,7 +8,7 @@ import pytest
 
 from canary import sandbox
 from canary.inventory import load_fleet
-from tests.e2e.conftest import REPO, docker_works
+from tests.sandbox_fleet import REPO, docker_works
 
 pytestmark = pytest.mark.sandbox
 SPEC = sandbox.SandboxSpec(hosts=2, prefix="vftest", registry_port=15900, http_port=18900, ssh_base_port=22900)

@@ -1,7 +1,8 @@
 """playbooks/traffic.yml (the nginx_lb role) against the sandbox LB host: real nginx over SSH.
 
-Needs `rollout sandbox up --hosts 3`, which writes inventory/sandbox/hosts.yml. The tests
-put the LB's previous nginx.conf back when they finish.
+Runs on the shared sandbox fleet (the `sandbox` fixture brings it up), or on another
+fleet named with VOXFLEET_SANDBOX_INVENTORY. The tests put the LB's previous
+nginx.conf back when they finish.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import pytest
 from canary.traffic import upstream_servers
 
 REPO = Path(__file__).resolve().parents[2]
-INVENTORY = Path(os.environ.get("VOXFLEET_SANDBOX_INVENTORY", REPO / "inventory" / "sandbox" / "hosts.yml"))
+OTHER_INVENTORY = os.environ.get("VOXFLEET_SANDBOX_INVENTORY")
+INVENTORY = Path(OTHER_INVENTORY or REPO / "inventory" / "sandbox" / "hosts.yml")
 BIN = Path(sys.executable).parent
 CONF = "/etc/nginx/nginx.conf"
 SAVED = "/tmp/nginx_lb_test.saved.conf"
@@ -107,9 +109,9 @@ class LB:
 
 
 @pytest.fixture(scope="module")
-def lb(tmp_path_factory: pytest.TempPathFactory):
-    if not INVENTORY.exists():
-        pytest.skip(f"no sandbox inventory at {INVENTORY}: run `.venv/bin/rollout sandbox up --hosts 3` first")
+def lb(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    if not OTHER_INVENTORY:
+        request.getfixturevalue("sandbox")
     listed = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(INVENTORY), "--list"],
                             cwd=REPO, env=_ansible_env(), capture_output=True, text=True, check=True)
     inventory = json.loads(listed.stdout)

@@ -1,9 +1,8 @@
 """The tts_node role (playbooks/deploy.yml) against the sandbox fleet, over SSH.
 
-Needs `rollout sandbox up --hosts 3` (writes inventory/sandbox/hosts.yml) and the
-images tts:v1.2.0 and tts:v1.3.0 in its registry (`rollout publish`). Another
-inventory can be named with VOXFLEET_SANDBOX_INVENTORY. The fleet is left with
-v1.2.0 on every node.
+Runs on the shared sandbox fleet (the `sandbox` fixture brings it up with tts:v1.2.0
+and tts:v1.3.0 published), or on another fleet named with VOXFLEET_SANDBOX_INVENTORY.
+The fleet is left with v1.2.0 on every node.
 """
 
 from __future__ import annotations
@@ -25,17 +24,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-INVENTORY = Path(os.environ.get("VOXFLEET_SANDBOX_INVENTORY", REPO / "inventory" / "sandbox" / "hosts.yml"))
+OTHER_INVENTORY = os.environ.get("VOXFLEET_SANDBOX_INVENTORY")
+INVENTORY = Path(OTHER_INVENTORY or REPO / "inventory" / "sandbox" / "hosts.yml")
 STABLE, CANARY = "v1.2.0", "v1.3.0"
 
-pytestmark = [
-    pytest.mark.sandbox,
-    pytest.mark.docker,
-    pytest.mark.skipif(
-        not INVENTORY.exists(),
-        reason=f"no sandbox fleet: {INVENTORY} is absent (run `rollout sandbox up --hosts 3` and `rollout publish`)",
-    ),
-]
+pytestmark = [pytest.mark.sandbox, pytest.mark.docker]
 
 RECAP_RE = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
@@ -155,7 +148,9 @@ def _registry_tags(push_address: str, repository: str, user: str | None, passwor
 
 
 @pytest.fixture(scope="module")
-def fleet() -> Fleet:
+def fleet(request: pytest.FixtureRequest) -> Fleet:
+    if not OTHER_INVENTORY:
+        request.getfixturevalue("sandbox")
     proc = subprocess.run([_ansible_bin("ansible-inventory"), "-i", str(INVENTORY), "--list"], check=False,
                           cwd=REPO, env=_ansible_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, f"ansible-inventory failed on {INVENTORY}: {proc.stderr}"

@@ -1,0 +1,53 @@
+"""The load generator counts failures the way a client sees them: a keep-alive
+connection dropped before any response is retried once (and recorded), nothing else."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from canary.loadgen import LoadGenerator
+
+pytestmark = pytest.mark.integration
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Model-Version: v1.3.0\r\n\r\nok"
+
+
+def serve(answers: list[bytes | None]) -> str:
+    """A one-connection-at-a-time server: each accepted connection gets the next answer
+    (None: read the request, then close without a word)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        for answer in answers:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                if answer is not None:
+                    conn.sendall(answer)
+                    conn.shutdown(socket.SHUT_WR)
+        listener.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_a_dropped_connection_is_retried_once_and_recorded():
+    result = LoadGenerator(serve([None, OK]), rps=1, concurrency=1).run(duration_s=0.5, max_requests=1)
+    (outcome,) = result.outcomes
+    assert outcome.status == 200 and outcome.version == "v1.3.0"
+    assert "RemoteProtocolError" in outcome.retried and not result.failed
+    assert "0 failed, 1 retried" in result.summary()
+
+
+def test_a_second_drop_is_a_failure():
+    result = LoadGenerator(serve([None, None]), rps=1, concurrency=1).run(duration_s=0.5, max_requests=1)
+    (outcome,) = result.outcomes
+    assert outcome.status == 0 and outcome.retried and result.failed == [outcome]
+
+
+def test_an_error_status_is_a_failure_without_retry():
+    answer = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"
+    result = LoadGenerator(serve([answer, OK]), rps=1, concurrency=1).run(duration_s=0.5, max_requests=1)
+    assert [o.status for o in result.outcomes] == [503] and not result.outcomes[0].retried
