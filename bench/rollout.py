@@ -25,9 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from canary import fleet as fleet_ops  # noqa: E402
 from canary import images, sandbox  # noqa: E402
-from canary.cli import REPO_ROOT, SANDBOX_INVENTORY, image_tag  # noqa: E402
+from canary.cli import REPO_ROOT, SANDBOX_INVENTORY  # noqa: E402
 from canary.inventory import Fleet, load_fleet  # noqa: E402
 from canary.loadgen import LoadGenerator  # noqa: E402
+from canary.release.commands import image_tag  # noqa: E402
 from canary.rollout.commands import controller_for, follow  # noqa: E402
 from canary.store import Store  # noqa: E402
 

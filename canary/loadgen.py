@@ -81,8 +81,8 @@ class LoadGenerator:
         for attempt in (1, 2):
             try:
                 response = client.post(f"{self.url}/v1/audio/speech", json=body, timeout=self.timeout_s)
-            except httpx.RemoteProtocolError as exc:  # disconnected before any response
-                if attempt == 1:
+            except httpx.RemoteProtocolError as exc:
+                if attempt == 1 and "without sending a response" in str(exc):  # not a response cut short
                     retried = f"{type(exc).__name__}: {exc}"
                     continue
                 outcome = Outcome(i, started, 0, "", time.time() - started, f"{type(exc).__name__}: {exc}", retried)

@@ -23,6 +23,7 @@ class RunOptions:
     memory: str = "4g"
     health_start_period_s: int = 120
     env: tuple[tuple[str, str], ...] = ()
+    gpus: str = ""  # docker --gpus value ("all", "device=0"); empty: CPU only
 
 
 def container_name(version: str) -> str:
@@ -37,6 +38,8 @@ def hardened_run_args(image: str, name: str, options: RunOptions) -> list[str]:
             "--health-start-period", f"{options.health_start_period_s}s",
             "-p", f"{options.bind}:{options.port}:6006",
             "--label", "io.voxfleet.managed=local"]
+    if options.gpus:
+        args += ["--gpus", options.gpus]
     for key, value in options.env:
         args += ["-e", f"{key}={value}"]
     return args + [image]

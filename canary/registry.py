@@ -7,6 +7,7 @@ import json
 import os
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
@@ -58,10 +59,24 @@ def _headers() -> dict[str, str]:
     return headers
 
 
+class _NoCredentialsElsewhere(urllib.request.HTTPRedirectHandler):
+    """Follow redirects (registries send blobs to object storage), but never carry the
+    registry's credentials to another host."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 (urllib's signature)
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+            new.remove_header("Authorization")
+        return new
+
+
+_opener = urllib.request.build_opener(_NoCredentialsElsewhere)
+
+
 def _request(url: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, method=method, headers=_headers())
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with _opener.open(request, timeout=10) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
@@ -89,9 +104,15 @@ def list_versions(registry: str, repository: str) -> list[ImageVersion]:
     return [ImageVersion(tag, tag_digest(registry, repository, tag) or "") for tag in sorted(tags, key=version_key)]
 
 
-def image_labels(registry: str, repository: str, tag: str) -> dict[str, str] | None:
-    """The labels of repository:tag's image config (single-platform images), or None when
-    the tag does not exist."""
+@dataclass(frozen=True)
+class ImageConfig:
+    digest: str  # the config blob's digest: the image ID `docker image inspect` shows
+    labels: dict[str, str]
+
+
+def image_config(registry: str, repository: str, tag: str) -> ImageConfig | None:
+    """repository:tag's image config (single-platform images), or None when the tag
+    does not exist."""
     base = f"{registry_url(registry)}/v2/{repository}"
     status, _, body = _request(f"{base}/manifests/{tag}")
     if status == 404:
@@ -106,4 +127,4 @@ def image_labels(registry: str, repository: str, tag: str) -> dict[str, str] | N
     status, _, blob = _request(f"{base}/blobs/{config}")
     if status != 200:
         raise RegistryError(f"registry {registry}: config blob {config} of {repository}:{tag} answered {status}")
-    return dict((json.loads(blob).get("config") or {}).get("Labels") or {})
+    return ImageConfig(config, dict((json.loads(blob).get("config") or {}).get("Labels") or {}))

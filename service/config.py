@@ -49,6 +49,9 @@ def _model_uri(env: dict[str, str]) -> tuple[str, str]:
     shown = redact_uri(uri)
     if urllib.parse.urlsplit(uri).scheme not in ("file", "http", "https"):
         raise SettingsError(f"MODEL_URI {shown!r} must start with file://, http:// or https://")
+    if "@" in urllib.parse.urlsplit(uri).netloc:
+        raise SettingsError(f"MODEL_URI {shown!r} carries a user or password: it would show in logs and "
+                            "`docker inspect`; use a short-lived pre-signed URL instead")
     if not sha256:
         raise SettingsError(f"MODEL_URI_SHA256 is required with MODEL_URI {shown}: the sha256 of the archive "
                             "(`python -m models pack VERSION` prints it)")

@@ -236,6 +236,8 @@ def _extract(archive: Path, dest: Path, shown: str) -> Path:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
                 parts = PurePosixPath(member.name).parts
+                if not parts and member.isdir():
+                    continue  # "./", the archive's own root (`tar -C model -czf x .`)
                 if member.name.startswith("/") or ".." in parts or not parts:
                     raise ModelSourceError(f"MODEL_URI {shown}: archive member {member.name!r} "
                                            "would land outside the model directory; refused")

@@ -12,7 +12,7 @@ from canary import images, registry
 from canary.inventory import load_fleet
 from canary.policy import Policy
 from canary.release.artifact import ReleaseError, check_artifact
-from canary.release.gate import run_gate
+from canary.release.gate import GateMachine, run_gate
 from canary.release.publish import publish
 from canary.rollout.commands import cmd_start, parse_overrides
 from models.recipe import build as build_model
@@ -114,7 +114,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if baseline == args.version:
         baseline = None  # re-gating the live version: nothing else to compare with
     report = run_gate(args.version, image_tag(args.version, None), baseline,
-                      baseline_image(baseline, args) if baseline else None, policy)
+                      baseline_image(baseline, args) if baseline else None, policy,
+                      GateMachine(gpus=args.gpus, memory=args.memory))
     print(report.markdown())
     markdown, _ = report.save(Path(args.report))
     print(f"\nreport: {markdown}")
@@ -153,6 +154,9 @@ def register(sub: argparse._SubParsersAction, inventory_default: str) -> None:
                                                    "inventory's fleet; `none`: hard checks only)")
             parser.add_argument("--report", default=str(REPO_ROOT / "build" / "reports"),
                                 help="folder for gate-VERSION.md and .json")
+            parser.add_argument("--gpus", default="", help="docker --gpus for the gate's containers (e.g. all): "
+                                                           "a real model is gated on a GPU like the fleet's")
+            parser.add_argument("--memory", default="4g", help="memory limit of the gate's containers")
         if "model" in options:
             parser.add_argument("--allow-unshipped", action="store_true",
                                 help="accept a test-only variant (`shipped: false`), for testing the pipeline")

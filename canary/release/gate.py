@@ -70,13 +70,21 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def golden_reports(image: str, label: str, timeout_s: float = 300.0) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class GateMachine:
+    """Where the gate runs the images: a real model needs the GPU and memory of a fleet host."""
+    gpus: str = ""
+    memory: str = "4g"
+    timeout_s: float = 300.0
+
+
+def golden_reports(image: str, label: str, machine: GateMachine) -> list[dict[str, Any]]:
     """Run `image` locally until it is healthy, speak the golden prompts, remove it."""
     name = f"voxfleet-gate-{label.replace('.', '-')}"
-    port = _free_port()
+    options = local_container.RunOptions(port=_free_port(), memory=machine.memory, gpus=machine.gpus)
     try:
-        local_container.run(image, name, local_container.RunOptions(port=port), timeout_s=timeout_s)
-        url = f"http://127.0.0.1:{port}"
+        local_container.run(image, name, options, timeout_s=machine.timeout_s)
+        url = f"http://127.0.0.1:{options.port}"
         probe(url, "Warming up.", "alloy", 120.0)  # the first request pays one-off costs: not measured
         return run_golden(url, timeout_s=120.0)
     finally:
@@ -84,10 +92,10 @@ def golden_reports(image: str, label: str, timeout_s: float = 300.0) -> list[dic
 
 
 def run_gate(version: str, image: str, baseline: str | None, baseline_image: str | None,
-             policy: Policy) -> GateReport:
+             policy: Policy, machine: GateMachine = GateMachine()) -> GateReport:
     tolerances = tolerances_for(policy)
-    new = golden_reports(image, f"{version}-candidate")
-    stable = golden_reports(baseline_image, f"{baseline}-live") if baseline and baseline_image else None
+    new = golden_reports(image, f"{version}-candidate", machine)
+    stable = golden_reports(baseline_image, f"{baseline}-live", machine) if baseline and baseline_image else None
     result = compare(new, stable, tolerances)
     return GateReport(version, baseline, result.passed, result.problems, result.rows,
                       {"seconds_per_char_ratio": tolerances.seconds_per_char_ratio,

@@ -61,7 +61,13 @@ class HttpRegistry:
         return registry.tag_digest(self.fleet.registry_push, self.fleet.repository, version)
 
     def labels(self, version: str) -> dict[str, str]:
-        return registry.image_labels(self.fleet.registry_push, self.fleet.repository, version) or {}
+        """Informational (history's git revision): an image whose labels cannot be read
+        (an index, a registry quirk) still rolls out."""
+        try:
+            config = registry.image_config(self.fleet.registry_push, self.fleet.repository, version)
+        except (registry.RegistryError, ValueError):
+            return {}
+        return config.labels if config else {}
 
 
 class SshAccessLog:

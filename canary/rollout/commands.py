@@ -8,12 +8,14 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from canary.inventory import Fleet, InventoryError, load_fleet
+from canary.policy import parse_policy
 from canary.rollout.adapters import AnsibleFleet, AnsibleProbe, AnsibleTraffic, HttpRegistry, SshAccessLog
 from canary.rollout.controller import Controller, RolloutError
 from canary.rollout.phases import EXIT_CODES, EXIT_ERROR, Phase
@@ -40,7 +42,18 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 def build_controller(args: argparse.Namespace, log=print) -> Controller:
     fleet = load_fleet(Path(args.inventory), parse_overrides(getattr(args, "set", [])))
-    return controller_for(fleet, Store(state_path()), log)
+    store = Store(state_path())
+    return controller_for(with_rollout_policy(fleet, store), store, log)
+
+
+def with_rollout_policy(fleet: Fleet, store: Store) -> Fleet:
+    """A rollout keeps the policy it started with (`--set` included): its notices,
+    health timeout and steps must not change because a later command or tick reads
+    the inventory again."""
+    active = store.active(str(fleet.source.resolve()))
+    if active is None or not active.state.get("policy"):
+        return fleet
+    return replace(fleet, policy=parse_policy(active.state["policy"]))
 
 
 def controller_for(fleet: Fleet, store: Store, log=print) -> Controller:
@@ -110,13 +123,15 @@ def cmd_tick(args: argparse.Namespace) -> int:
     failed = 0
     for source in sources:
         try:
-            controller = controller_for(load_fleet(source), Store(state_path()))
+            store = Store(state_path())
+            controller = controller_for(with_rollout_policy(load_fleet(source), store), store)
             record = controller.tick()
             controller.notifier.flush()
             print(f"{source}: {record.id} {record.phase}" if record else f"{source}: no active rollout")
-        except (InventoryError, RolloutError, StoreError) as exc:  # one broken fleet must not stop the others
+        except Exception as exc:  # noqa: BLE001 (one broken fleet must not stop the ticks of the others)
             failed += 1
-            print(f"error: {source}: {exc}", file=sys.stderr)
+            known = isinstance(exc, (InventoryError, RolloutError, StoreError))
+            print(f"error: {source}: {'' if known else type(exc).__name__ + ': '}{exc}", file=sys.stderr)
     return EXIT_ERROR if failed else 0
 
 

@@ -255,7 +255,7 @@ class Controller:
         if not (drift.added or drift.blocking) or state.phase is Phase.PAUSED:
             return record, state, True
         message = drift.describe(state, str(self.fleet.source))
-        if state.phase in (Phase.PENDING, Phase.PREFLIGHT):
+        if state.phase in (Phase.PENDING, Phase.PREFLIGHT) and drift.blocking:
             raise RolloutError(f"{message}; nothing was changed: start the rollout again")
         if state.phase is Phase.ROLLING_BACK and drift.blocking:
             state = replace(state, **on_listed_hosts(state, self.fleet))
@@ -458,6 +458,9 @@ class Controller:
                     listed = on_listed_hosts(replace(state, new_hosts=rollback_targets(state)), self.fleet)
                     record, state = self._enter(record, state, Phase.ROLLING_BACK, why, rollback_stage="drain",
                                                 paused_phase=None, **listed)
+                elif inventory_drift(state, self.fleet).blocking:  # already rolling back: on listed hosts only
+                    state = replace(state, **on_listed_hosts(state, self.fleet))
+                    record = self._save(record, state, "inventory changed", {"reason": why})
                 if state.rollback_stage in ("", "drain"):
                     return self._rolling_back(record, state)
                 return record
@@ -475,8 +478,8 @@ class Controller:
             state = RolloutState.from_dict(record.state)
             changes = change(state)
             try:
-                return self._save(record, replace(state, **changes), verb, {"reason": reason, **{
-                    k: v.value if isinstance(v, Phase) else v for k, v in changes.items()}})
+                changed = {k: v.value if isinstance(v, Phase) else v for k, v in changes.items() if k != "reason"}
+                return self._save(record, replace(state, **changes), verb, {**changed, "reason": reason})
             except ConcurrentUpdateError:
                 continue
         raise RolloutError(f"could not record {verb}: the state store kept changing")
@@ -525,7 +528,7 @@ class Controller:
             raise RolloutError("no active rollout on this fleet")
         state = RolloutState.from_dict(record.state)
         drift = inventory_drift(state, self.fleet)
-        if drift.blocking:
+        if drift.blocking and state.phase is not Phase.ROLLING_BACK:  # a roll back follows the inventory
             raise RolloutError(f"{drift.describe(state, str(self.fleet.source))}: put the inventory back, "
                                "or `rollout abort` to roll back on the hosts still listed")
         if state.phase is Phase.PAUSED:

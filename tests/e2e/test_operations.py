@@ -91,7 +91,7 @@ def test_operator_verbs_act_mid_rollout_with_zero_failed_requests(stable_fleet, 
     try:
         started = start("v1.3.0", state_dir, "--detach", "--set", "dwell_s=600", "--set", "step_max_s=900")
         assert started.returncode == 0, started.stderr  # with this dwell, no step passes on its own
-        with Ticker(state_dir, every_s=2, overlap=1):
+        with Ticker(state_dir, every_s=2, overlap=1) as ticker:
             live = wait_for(state_dir, at_step(10), what="step 1 live")
             rollout("pause", "--reason", "e2e: hold", env=state_dir)
             time.sleep(8)  # several ticks: nothing moves
@@ -107,6 +107,7 @@ def test_operator_verbs_act_mid_rollout_with_zero_failed_requests(stable_fleet, 
             wait_for(state_dir, at_step(50), what="step 2 live")
             aborted = rollout("abort", "--reason", "e2e: stop it", env=state_dir, check=False)
         assert aborted.returncode == 3, aborted.stdout + aborted.stderr  # rolled back
+        assert not ticker.errors, ticker.errors[:3]
     finally:
         traffic = load.stop()
     assert set(versions(stable_fleet).values()) == {"v1.2.0"}
@@ -156,4 +157,33 @@ def test_killed_at_every_phase_boundary_ends_like_an_uninterrupted_run(stable_fl
     story = show(state_dir, done["id"])
     assert weights_live(story) == [10, 50, 100]  # no step repeated or skipped, no jump
     assert len(kinds_of(story, "batch promoted")) == 2
+    assert not traffic.failed, traffic.summary()
+
+
+ROLLBACK_BOUNDARIES = ["traffic off new version", "previous version restored"]
+
+
+def test_killed_at_every_roll_back_boundary_ends_rolled_back(stable_fleet, state_dir):
+    load = LoadGenerator(stable_fleet.lb_public_url, rps=LOAD_RPS).start(duration_s=1200)
+    try:
+        assert start("v1.3.0", state_dir, "--detach", "--set", "dwell_s=600", "--set", "step_max_s=900"
+                     ).returncode == 0
+        with Ticker(state_dir, every_s=1, overlap=1):
+            wait_for(state_dir, at_step(10), what="step 1 live")
+        killed = rollout("abort", "--reason", "e2e: crash test", check=False,
+                         env={**state_dir, "VOXFLEET_CRASH_AFTER": "enter ROLLING_BACK"})
+        assert killed.returncode == -9, killed.stdout + killed.stderr
+        assert status_json(state_dir)["phase"] == "ROLLING_BACK"
+        for boundary in ROLLBACK_BOUNDARIES:
+            tick = rollout("tick", check=False, env={**state_dir, "VOXFLEET_CRASH_AFTER": boundary})
+            assert tick.returncode == -9, (boundary, tick.stdout + tick.stderr)
+        with Ticker(state_dir, every_s=1, overlap=1):
+            done = wait_for(state_dir, lambda v: v["phase"] in ("ROLLED_BACK", "FAILED"), what="the end")
+    finally:
+        traffic = load.stop()
+    assert done["result"] == "rolled_back" and "e2e: crash test" in done["reason"], done
+    assert set(versions(stable_fleet).values()) == {"v1.2.0"}
+    assert all(s["version"] == "v1.2.0" and s["state"] == "up" for s in done["lb_servers"])
+    story = show(state_dir, done["id"])
+    assert [e["kind"] for e in story["events"] if e["kind"] in ROLLBACK_BOUNDARIES] == ROLLBACK_BOUNDARIES
     assert not traffic.failed, traffic.summary()

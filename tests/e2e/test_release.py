@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,7 +68,7 @@ def test_a_tag_whose_model_fails_the_gate_is_never_pushed(sandbox, state_dir, tm
     assert "4/5 publish" not in refused.stdout
     assert in_registry(sandbox, slow) is None
     assert not json.loads((tmp_path / f"gate-{slow}.json").read_text())["passed"]
-    assert json.loads(rollout("history", "--json", env=state_dir).stdout) == []  # nothing started
+    assert not (Path(state_dir["VOXFLEET_STATE_DIR"]) / "rollouts.db").exists()  # nothing started
 
 
 def test_re_releasing_an_existing_tag_with_other_weights_is_refused(sandbox, state_dir, tmp_path):
@@ -92,7 +93,7 @@ def test_re_releasing_an_existing_tag_with_other_weights_is_refused(sandbox, sta
     assert refused.returncode == 1, refused.stdout[-3000:] + refused.stderr[-3000:]
     assert "already exists with different content" in refused.stderr and "Tags are immutable" in refused.stderr
     assert in_registry(sandbox, NEW) == before
-    assert json.loads(rollout("history", "--json", env=state_dir).stdout) == []
+    assert not (Path(state_dir["VOXFLEET_STATE_DIR"]) / "rollouts.db").exists()
 
 
 def test_version_rules_refuse_before_building(state_dir):

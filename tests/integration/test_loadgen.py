@@ -51,3 +51,10 @@ def test_an_error_status_is_a_failure_without_retry():
     answer = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"
     result = LoadGenerator(serve([answer, OK]), rps=1, concurrency=1).run(duration_s=0.5, max_requests=1)
     assert [o.status for o in result.outcomes] == [503] and not result.outcomes[0].retried
+
+
+def test_a_response_cut_short_is_a_failure_without_retry():
+    cut = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"
+    result = LoadGenerator(serve([cut, OK]), rps=1, concurrency=1).run(duration_s=0.5, max_requests=1)
+    (outcome,) = result.outcomes
+    assert outcome.status == 0 and not outcome.retried and "RemoteProtocolError" in outcome.error

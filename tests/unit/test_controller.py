@@ -269,6 +269,8 @@ def test_pause_holds_traffic_and_resume_continues(world):
     controller().resume("all clear")
     assert run(c, clock)[-1] == "SUCCEEDED"
     assert [e.actor for e in store.events(record.id) if e.kind in ("pause", "enter TRAFFIC")][0] == "tester"
+    pause = next(e for e in store.events(record.id) if e.kind == "pause")
+    assert pause.data["reason"] == "checking a complaint" and pause.data["phase"] == "PAUSED"
 
 
 def test_promote_skips_the_wait_but_not_a_failing_analysis(world):

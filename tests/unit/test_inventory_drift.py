@@ -98,3 +98,26 @@ def test_an_inventory_changed_before_preflight_stops_touching_nothing(world):
     final = store.get(record.id)
     assert "node2 changed address" in final.reason and "start the rollout again" in final.reason
     assert sim.deploys == [] and sim.applied == []
+
+
+def test_a_host_added_before_preflight_is_left_out_and_the_rollout_goes_on(world):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    grown = Controller(edited(c.fleet, add="node4"), store, sim, sim, sim, sim, sim, clock, actor="tester")
+    assert run(grown, clock)[-1] == "SUCCEEDED"
+    assert not any("node4" in hosts for _, hosts, _ in sim.deploys)
+    assert RolloutState.from_dict(store.get(record.id).state).ignored_hosts == ["node4"]
+
+
+def test_an_abort_while_rolling_back_follows_the_inventory(world):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    to_first_step(c, store, clock, record.id)
+    c.abort("first abort")
+    shrunk = Controller(edited(c.fleet, drop="node3"), store, sim, sim, sim, sim, sim, clock, actor="tester")
+    shrunk.abort("again, with node3 gone")
+    assert "node3" not in store.get(record.id).state["upstream"]
+    assert run(shrunk, clock)[-1] == "ROLLED_BACK"
+    assert {s.address for s in sim.servers} == {"10.9.0.1:6006", "10.9.0.2:6006"}

@@ -206,6 +206,7 @@ def test_baked_model_by_default(model: Path) -> None:
     ({"MODEL_URI": "s3://bucket/v1.3.0.tar.gz", "MODEL_URI_SHA256": "a" * 64}, "must start with file://"),
     ({"MODEL_URI": "file:///m.tar.gz", "MODEL_URI_SHA256": "xyz"}, "is not a sha256"),
     ({"MODEL_URI_SHA256": "a" * 64}, "MODEL_URI_SHA256 is set but MODEL_URI is empty"),
+    ({"MODEL_URI": "https://u:pw@a.example/m.tar.gz", "MODEL_URI_SHA256": "a" * 64}, "carries a user or password"),
 ])
 def test_settings_are_checked(env: dict[str, str], error: str) -> None:
     with pytest.raises(SettingsError, match=error):
@@ -213,8 +214,18 @@ def test_settings_are_checked(env: dict[str, str], error: str) -> None:
 
 
 def test_settings_and_redaction() -> None:
-    s = Settings.from_env({"MODEL_URI": "https://u:pw@a.example/m.tar.gz?X-Amz-Signature=s",
+    s = Settings.from_env({"MODEL_URI": "https://a.example/m.tar.gz?X-Amz-Signature=s",
                            "MODEL_URI_SHA256": "A" * 64, "MODEL_CACHE_DIR": "/c", "MODEL_VERSION": "v1.3.0"})
     assert (s.model_uri_sha256, s.model_cache_dir, s.model_version) == ("a" * 64, Path("/c"), "v1.3.0")
     assert redact_uri(s.model_uri) == "https://a.example/m.tar.gz?…"
+    assert redact_uri("https://u:pw@a.example/m.tar.gz") == "https://a.example/m.tar.gz"
     assert Settings.from_env({}).model_cache_dir == Path("/var/cache/voxfleet/models")
+
+
+def test_an_archive_with_a_dot_root_entry_is_accepted(model: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "dot.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(model, arcname=".")  # what `tar -C model -czf dot.tar.gz .` writes
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    fetched = fetch_model(archive.as_uri(), digest, tmp_path / "cache")
+    assert fetched.version == "v1.3.0" and (fetched.directory / "manifest.json").is_file()

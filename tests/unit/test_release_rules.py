@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from canary.registry import ImageConfig
 from canary.release.artifact import ReleaseError, check_artifact, check_version_tag
 from canary.release.publish import MODEL_SHA, REVISION, decide
 from models.recipe import build
@@ -40,19 +41,21 @@ def test_the_artifact_must_exist_match_its_digests_and_be_shipped(tmp_path):
     assert manifest["version"] == "v1.3.0-silent"
 
 
-def labels(version: str = "v1.4.0", model: str = "aaa", revision: str = "r1") -> dict[str, str]:
-    return {"org.opencontainers.image.version": version, MODEL_SHA: model, REVISION: revision}
+def labels(version: str = "v1.4.0", model: str = "aaa", revision: str = "r1", image: str = "sha256:i1"
+           ) -> ImageConfig:
+    return ImageConfig(image, {"org.opencontainers.image.version": version, MODEL_SHA: model, REVISION: revision})
 
 
 def test_a_new_tag_is_pushed():
     assert decide("v1.4.0", "reg/tts:v1.4.0", labels(), None) == ("pushed", "")
 
 
-def test_the_same_image_again_is_a_no_op_and_a_rebuilt_service_is_republished():
+def test_the_same_image_again_is_a_no_op_and_a_rebuilt_image_is_republished():
     assert decide("v1.4.0", "t", labels(), labels())[0] == "unchanged"
-    action, note = decide("v1.4.0", "t", labels(revision="r2"), labels(revision="r1"))
+    action, note = decide("v1.4.0", "t", labels(revision="r2", image="sha256:i2"), labels(revision="r1"))
     assert action == "republished" and "r1 → r2" in note
-    assert decide("v1.4.0", "t", labels(revision="r1-dirty"), labels(revision="r1-dirty"))[0] == "republished"
+    # same model and revision, another base image: still a different image, pushed
+    assert decide("v1.4.0", "t", labels(image="sha256:i3"), labels())[0] == "republished"
 
 
 def test_other_weights_under_an_existing_tag_are_refused():

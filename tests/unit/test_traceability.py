@@ -50,4 +50,4 @@ def test_the_gate_report_tables_every_prompt_with_live_figures_side_by_side():
     assert "FAILED (against live v1.3.0)" in text
     assert "| short | pass | 0.080 | 0.080 | 1.000 | 0.000 | 0.900 | 0.200 | 4.500 | 1.125 |" in text
     assert "real-time factor 1.12 > 1.0" in text
-    assert "latency 4.50× stable's" in text
+    assert "latency over the golden prompts 4.50× stable's" in text
