@@ -64,7 +64,9 @@ class Fleet:
 def ansible_inventory_list(source: Path) -> dict[str, Any]:
     binary = Path(sys.executable).with_name("ansible-inventory")
     cmd = [str(binary) if binary.exists() else "ansible-inventory", "-i", str(source), "--list"]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    # stdin from /dev/null: Ansible refuses a non-blocking stdin, which any ssh sharing
+    # ours (a timer's overlapping ticks) may leave behind.
+    result = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if result.returncode != 0 or "[WARNING]: Unable to parse" in result.stderr:
         detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
         raise InventoryError(source, [f"ansible-inventory cannot parse it: {' '.join(detail[-3:])}"])

@@ -20,7 +20,8 @@ VERSIONS = ("v1.2.0", "v1.3.0")
 
 def rollout(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     cmd = [str(Path(sys.executable).with_name("rollout")), *args]
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=dict(os.environ, **(env or {})))
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=dict(os.environ, **(env or {})),
+                            stdin=subprocess.DEVNULL)
     if check and result.returncode != 0:
         raise AssertionError(f"rollout {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result

@@ -89,7 +89,8 @@ class SshAccessLog:
         self._addresses: dict[str, str] | None = None
 
     def _remote(self, command: str) -> bytes:
-        result = subprocess.run([*self.ssh, command], capture_output=True, timeout=60)
+        # stdin from /dev/null: ssh would otherwise make the stdin it shares with us non-blocking
+        result = subprocess.run([*self.ssh, command], capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
         if result.returncode != 0:
             raise OSError(f"LB {self.host}: reading {self.path} failed: {result.stderr.decode(errors='replace').strip()}")
         return result.stdout
