@@ -166,7 +166,7 @@ def build_image(repo_root: Path, version: str, tag: str, base_image: str = DEFAU
     }
     with tempfile.TemporaryDirectory(prefix="voxfleet-build-") as tmp:
         iidfile = Path(tmp) / "iid"
-        cmd = ["docker", "build", "--iidfile", str(iidfile), "-t", tag, "-f", str(repo_root / "Dockerfile")]
+        cmd = ["docker", "build", "--force-rm", "--iidfile", str(iidfile), "-t", tag, "-f", str(repo_root / "Dockerfile")]
         for key, value in args.items():
             cmd += ["--build-arg", f"{key}={value}"]
         env = dict(os.environ)
