@@ -19,6 +19,10 @@ from pathlib import Path
 from service.model_dir import ModelDirError, ModelManifest, verify_model_dir
 
 DEFAULT_BASE_IMAGE = "voxfleet/base:bookworm"
+# Labels the Dockerfile sets, read back by publish (immutable tags) and the controller (history).
+VERSION_LABEL = "org.opencontainers.image.version"
+REVISION_LABEL = "org.opencontainers.image.revision"
+MODEL_SHA_LABEL = "io.voxfleet.model.sha256"
 REQUIREMENT_FILES = ("requirements/image.txt", "requirements/torch.txt")
 TORCH_WHEELS = Path(os.environ.get("VOXFLEET_TORCH_WHEELS", "/opt/wheels"))
 # Wheels for the image's interpreter, not the host's: CPython 3.11 on x86_64 glibc.

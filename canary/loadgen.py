@@ -81,19 +81,18 @@ class LoadGenerator:
         for attempt in (1, 2):
             try:
                 response = client.post(f"{self.url}/v1/audio/speech", json=body, timeout=self.timeout_s)
-            except httpx.RemoteProtocolError as exc:
-                if attempt == 1 and "without sending a response" in str(exc):  # not a response cut short
-                    retried = f"{type(exc).__name__}: {exc}"
-                    continue
-                outcome = Outcome(i, started, 0, "", time.time() - started, f"{type(exc).__name__}: {exc}", retried)
             except httpx.HTTPError as exc:
-                outcome = Outcome(i, started, 0, "", time.time() - started, f"{type(exc).__name__}: {exc}", retried)
+                error = f"{type(exc).__name__}: {exc}"
+                unanswered = isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in str(exc)
+                if attempt == 1 and unanswered:  # not a response cut short: that is a failure
+                    retried = error
+                    continue
+                status, version = 0, ""
             else:
-                outcome = Outcome(i, started, response.status_code, response.headers.get("x-model-version", ""),
-                                  time.time() - started, "" if response.status_code == 200 else response.text[:200],
-                                  retried)
+                status, version = response.status_code, response.headers.get("x-model-version", "")
+                error = "" if status == 200 else response.text[:200]
             break
-        self.result.outcomes.append(outcome)
+        self.result.outcomes.append(Outcome(i, started, status, version, time.time() - started, error, retried))
 
     def run(self, duration_s: float, max_requests: int = 100_000) -> LoadResult:
         deadline = time.monotonic() + duration_s

@@ -108,17 +108,19 @@ def list_versions(registry: str, repository: str) -> list[ImageVersion]:
 class ImageConfig:
     digest: str  # the config blob's digest: the image ID `docker image inspect` shows
     labels: dict[str, str]
+    manifest_digest: str = ""  # what the registry calls repository@digest
 
 
 def image_config(registry: str, repository: str, tag: str) -> ImageConfig | None:
     """repository:tag's image config (single-platform images), or None when the tag
     does not exist."""
     base = f"{registry_url(registry)}/v2/{repository}"
-    status, _, body = _request(f"{base}/manifests/{tag}")
+    status, headers, body = _request(f"{base}/manifests/{tag}")
     if status == 404:
         return None
     if status != 200:
         raise RegistryError(f"registry {registry}: GET {repository}:{tag} answered {status}")
+    manifest_digest = headers.get("Docker-Content-Digest") or headers.get("docker-content-digest") or ""
     manifest = json.loads(body)
     config = (manifest.get("config") or {}).get("digest")
     if not config:
@@ -127,4 +129,4 @@ def image_config(registry: str, repository: str, tag: str) -> ImageConfig | None
     status, _, blob = _request(f"{base}/blobs/{config}")
     if status != 200:
         raise RegistryError(f"registry {registry}: config blob {config} of {repository}:{tag} answered {status}")
-    return ImageConfig(config, dict((json.loads(blob).get("config") or {}).get("Labels") or {}))
+    return ImageConfig(config, dict((json.loads(blob).get("config") or {}).get("Labels") or {}), manifest_digest)

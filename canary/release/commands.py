@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 from canary import fleet as fleet_ops
 from canary import images, registry
-from canary.inventory import load_fleet
+from canary.inventory import Fleet, load_fleet
 from canary.policy import Policy
 from canary.release.artifact import ReleaseError, check_artifact
 from canary.release.gate import GateMachine, run_gate
@@ -25,19 +26,22 @@ def image_tag(version: str, registry_address: str | None, repository: str = "tts
     return f"{registry_address.rstrip('/')}/{repository}:{version}" if registry_address else f"tts:{version}"
 
 
-def _has_inventory(args: argparse.Namespace) -> bool:
-    inventory = Path(args.inventory)
-    return (inventory / "hosts.yml").exists() or inventory.is_file()
+def _fleet(args: argparse.Namespace) -> Fleet | None:
+    """The inventory's fleet (with `--set` overrides), read once per command: every
+    release step asks for it and each read runs ansible-inventory. None: no inventory."""
+    if not hasattr(args, "_fleet"):
+        inventory = Path(args.inventory)
+        exists = (inventory / "hosts.yml").exists() or inventory.is_file()
+        args._fleet = load_fleet(inventory, parse_overrides(getattr(args, "set", []))) if exists else None
+    return args._fleet
 
 
 def push_target(args: argparse.Namespace) -> tuple[str | None, str]:
     """(registry to push to, repository): --registry, else the inventory's when it exists."""
     if args.registry:
         return args.registry, "tts"
-    if _has_inventory(args):
-        fleet = load_fleet(Path(args.inventory))
-        return fleet.registry_push, fleet.repository
-    return None, "tts"
+    fleet = _fleet(args)
+    return (fleet.registry_push, fleet.repository) if fleet else (None, "tts")
 
 
 def _required_target(args: argparse.Namespace) -> tuple[str, str]:
@@ -53,10 +57,16 @@ def cmd_model_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def ensure_demo_model(version: str) -> None:
+    """Demo releases are rebuilt from their recipe when their model directory is missing."""
+    model_dir = REPO_ROOT / "build" / "models" / version
+    if not model_dir.exists() and version in RELEASES:
+        print(f"building the demo model {version} from its recipe into {model_dir}", file=sys.stderr)
+        build_model(version, model_dir.parent)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
-    model_dir = REPO_ROOT / "build" / "models" / args.version
-    if not model_dir.exists() and args.version in RELEASES:
-        build_model(args.version, model_dir.parent)  # demo releases are rebuilt from their recipe
+    ensure_demo_model(args.version)
     tag = image_tag(args.version, None)
     image_id = images.build_image(REPO_ROOT, args.version, tag, args.base_image, images.git_revision(REPO_ROOT))
     tags = [tag]
@@ -87,9 +97,10 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 def live_version(args: argparse.Namespace) -> str | None:
     """The version the fleet serves now (None: nothing deployed yet, or no inventory)."""
-    if not _has_inventory(args):
+    fleet = _fleet(args)
+    if fleet is None:
         return None
-    running = [s.version for s in fleet_ops.facts(load_fleet(Path(args.inventory)), strict=True).values()
+    running = [s.version for s in fleet_ops.facts(fleet, strict=True).values()
                if s.version and s.container_state == "running"]
     return Counter(running).most_common(1)[0][0] if running else None
 
@@ -108,8 +119,8 @@ def baseline_image(version: str, args: argparse.Namespace) -> str:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    overrides = parse_overrides(getattr(args, "set", []))
-    policy = load_fleet(Path(args.inventory), overrides).policy if _has_inventory(args) else Policy()
+    fleet = _fleet(args)
+    policy = fleet.policy if fleet else Policy()
     baseline = None if args.baseline == "none" else args.baseline or live_version(args)
     if baseline == args.version:
         baseline = None  # re-gating the live version: nothing else to compare with
@@ -126,10 +137,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def cmd_release(args: argparse.Namespace) -> int:
     """model check → build → gate → publish → start, stopping at the first refusal."""
-    model_dir = REPO_ROOT / "build" / "models" / args.version
-    if not model_dir.exists() and args.version in RELEASES:
-        print(f"building the demo model {args.version} from its recipe into {model_dir}")
-        build_model(args.version, model_dir.parent)
+    ensure_demo_model(args.version)
     steps = [("model check", cmd_model_check), ("build", cmd_build), ("gate", cmd_gate), ("publish", cmd_publish)]
     for i, (name, step) in enumerate(steps, 1):
         print(f"== release {args.version}: {i}/{len(steps) + 1} {name}", flush=True)

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from canary import images, registry
 from canary.release.artifact import ReleaseError
 
-MODEL_SHA = "io.voxfleet.model.sha256"
-REVISION = "org.opencontainers.image.revision"
+MODEL_SHA, REVISION = images.MODEL_SHA_LABEL, images.REVISION_LABEL
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ def decide(version: str, target: str, ours: registry.ImageConfig, theirs: regist
            ) -> tuple[str, str]:
     """(action, note) for pushing our image over what the registry holds (`theirs`,
     None: no such tag); ReleaseError when the push must be refused (pure)."""
-    label = ours.labels.get("org.opencontainers.image.version")
+    label = ours.labels.get(images.VERSION_LABEL)
     if label != version:
         raise ReleaseError(f"image for {target} has version label {label!r}, not {version}: "
                            f"rebuild it with `rollout build {version}`")
@@ -60,8 +59,8 @@ def decide(version: str, target: str, ours: registry.ImageConfig, theirs: regist
 
 def publish(version: str, local_tag: str, push_registry: str, repository: str) -> Published:
     target = f"{push_registry.rstrip('/')}/{repository}:{version}"
-    action, note = decide(version, target, local_image(local_tag),
-                          registry.image_config(push_registry, repository, version))
-    if action == "unchanged":
-        return Published(target, registry.tag_digest(push_registry, repository, version) or "", action, note)
+    theirs = registry.image_config(push_registry, repository, version)
+    action, note = decide(version, target, local_image(local_tag), theirs)
+    if action == "unchanged" and theirs is not None:
+        return Published(target, theirs.manifest_digest, action, note)
     return Published(target, images.push_image(local_tag, target), action, note)

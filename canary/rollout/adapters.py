@@ -11,6 +11,7 @@ from canary import fleet as fleet_ops
 from canary import registry
 from canary.analysis.access_log import LogCursor, Request, parse_lines, split_complete
 from canary.fleet import FleetError, NodeState
+from canary.images import REVISION_LABEL
 from canary.inventory import Fleet
 from canary.playbook_runner import PlaybookRun, run_playbook
 from canary.traffic import UpstreamServer
@@ -60,14 +61,14 @@ class HttpRegistry:
     def digest(self, version: str) -> str | None:
         return registry.tag_digest(self.fleet.registry_push, self.fleet.repository, version)
 
-    def labels(self, version: str) -> dict[str, str]:
+    def revision(self, version: str) -> str:
         """Informational (history's git revision): an image whose labels cannot be read
         (an index, a registry quirk) still rolls out."""
         try:
             config = registry.image_config(self.fleet.registry_push, self.fleet.repository, version)
         except (registry.RegistryError, ValueError):
-            return {}
-        return config.labels if config else {}
+            return ""
+        return config.labels.get(REVISION_LABEL, "") if config else ""
 
 
 class SshAccessLog:

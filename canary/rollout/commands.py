@@ -114,16 +114,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_tick(args: argparse.Namespace) -> int:
     """One reconcile of every active rollout in the state store (each on the inventory
     it started from), or of the one on `-i INVENTORY`."""
-    if args.inventory:
-        sources = [Path(args.inventory)]
-    else:
-        sources = [Path(r.fleet) for r in Store(state_path()).all_active()]
+    store = Store(state_path())
+    sources = [Path(args.inventory)] if args.inventory else [Path(r.fleet) for r in store.all_active()]
     if not sources:
         print("no active rollout")
     failed = 0
     for source in sources:
         try:
-            store = Store(state_path())
             controller = controller_for(with_rollout_policy(load_fleet(source), store), store)
             record = controller.tick()
             controller.notifier.flush()
@@ -266,8 +263,9 @@ def open_store_for_reading() -> Store | None:
 def cmd_status(args: argparse.Namespace) -> int:
     fleet = load_fleet(Path(args.inventory))
     key = str(fleet.source.resolve())
+    store = None
     while True:
-        store = open_store_for_reading()
+        store = store or open_store_for_reading()
         record = store and (store.active(key) or store.latest(key))
         if not record:
             message = ("no rollouts on this fleet yet" if store else

@@ -25,7 +25,7 @@ from canary.inventory import Fleet
 from canary.notify import Notice, NullNotifier, WebhookNotifier, notifier_for
 from canary.policy import Policy, parse_policy
 from canary.quality import compare
-from canary.rollout.drift import inventory_drift, on_listed_hosts
+from canary.rollout.drift import WAY_OUT, inventory_drift, on_listed_hosts
 from canary.rollout.phases import Phase
 from canary.rollout.ports import Clock, FleetPort, MetricsPort, ProbePort, RegistryPort, TrafficPort
 from canary.rollout.state import RolloutState, plan_rollout, traffic_layout
@@ -258,14 +258,9 @@ class Controller:
         if state.phase in (Phase.PENDING, Phase.PREFLIGHT) and drift.blocking:
             raise RolloutError(f"{message}; nothing was changed: start the rollout again")
         if state.phase is Phase.ROLLING_BACK and drift.blocking:
-            state = replace(state, **on_listed_hosts(state, self.fleet))
-            record = self._save(record, state, "inventory changed", {"message": message,
-                                                                     "removed": list(drift.removed)})
-            return record, state, True
+            return *self._on_listed_hosts(record, state, {"message": message, "removed": list(drift.removed)}), True
         if drift.blocking:
-            record, state = self._enter(record, state, Phase.PAUSED,
-                                        f"{message}. Traffic stays as it is: put the inventory back and "
-                                        "`rollout resume`, or `rollout abort` to roll back on the hosts still listed",
+            record, state = self._enter(record, state, Phase.PAUSED, f"{message}. Traffic stays as it is: {WAY_OUT}",
                                         paused_phase=state.phase.value)
             return record, state, False
         if list(drift.added) != state.ignored_hosts:
@@ -273,6 +268,12 @@ class Controller:
             record = self._save(record, state, "inventory changed", {"message": message,
                                                                      "added": list(drift.added)})
         return record, state, True
+
+    def _on_listed_hosts(self, record: Record, state: RolloutState, data: dict[str, Any]
+                         ) -> tuple[Record, RolloutState]:
+        """A roll back drops the hosts gone from the inventory (the LB stops routing to them)."""
+        state = replace(state, **on_listed_hosts(state, self.fleet))
+        return self._save(record, state, "inventory changed", data), state
 
     def _apply_layout(self, state: RolloutState, record: Record | None = None) -> str:
         if record is not None:
@@ -307,8 +308,8 @@ class Controller:
             raise RolloutError(f"{state.version} already runs on every host")
         if not state.stable_hosts:
             raise RolloutError("no stable host left to carry traffic besides the canary")
-        revision = self.registry.labels(state.version).get("org.opencontainers.image.revision", "")
-        state = replace(state, stable_version=stable, image_digest=digest, git_revision=revision)
+        state = replace(state, stable_version=stable, image_digest=digest,
+                        git_revision=self.registry.revision(state.version))
         self._apply_layout(state, record)  # renders and validates the LB config (all stable): no traffic change
         return self._enter(record, state, Phase.PREPULL, f"stable {stable} on {len(running)} hosts")[0]
 
@@ -459,8 +460,7 @@ class Controller:
                     record, state = self._enter(record, state, Phase.ROLLING_BACK, why, rollback_stage="drain",
                                                 paused_phase=None, **listed)
                 elif inventory_drift(state, self.fleet).blocking:  # already rolling back: on listed hosts only
-                    state = replace(state, **on_listed_hosts(state, self.fleet))
-                    record = self._save(record, state, "inventory changed", {"reason": why})
+                    record, state = self._on_listed_hosts(record, state, {"reason": why})
                 if state.rollback_stage in ("", "drain"):
                     return self._rolling_back(record, state)
                 return record
@@ -529,8 +529,7 @@ class Controller:
         state = RolloutState.from_dict(record.state)
         drift = inventory_drift(state, self.fleet)
         if drift.blocking and state.phase is not Phase.ROLLING_BACK:  # a roll back follows the inventory
-            raise RolloutError(f"{drift.describe(state, str(self.fleet.source))}: put the inventory back, "
-                               "or `rollout abort` to roll back on the hosts still listed")
+            raise RolloutError(f"{drift.describe(state, str(self.fleet.source))}: {WAY_OUT}")
         if state.phase is Phase.PAUSED:
             phase = Phase(state.paused_phase or Phase.TRAFFIC.value)
             return self._enter(record, state, phase, f"resumed by {self.actor}: {reason}", paused_phase=None,

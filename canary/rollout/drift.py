@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from canary.inventory import Fleet
 from canary.rollout.state import RolloutState
 
+WAY_OUT = "put the inventory back and `rollout resume`, or `rollout abort` to roll back on the hosts still listed"
+
 
 @dataclass(frozen=True)
 class InventoryDrift:

@@ -44,8 +44,8 @@ class RegistryPort(Protocol):
     def digest(self, version: str) -> str | None:
         """The image digest of `version` in the registry, or None when the tag is missing."""
 
-    def labels(self, version: str) -> dict[str, str]:
-        """The image labels of `version` (OCI revision, model sha256); empty when unknown."""
+    def revision(self, version: str) -> str:
+        """The source revision `version`'s image was built from (its OCI label); "" when unknown."""
 
 
 class Clock(Protocol):

@@ -147,8 +147,8 @@ class SimulatedFleet:
     def digest(self, version: str) -> str | None:
         return f"sha256:{version}" if version in self.registry_tags else None
 
-    def labels(self, version: str) -> dict[str, str]:
-        return {"org.opencontainers.image.revision": f"rev-{version}"} if version in self.registry_tags else {}
+    def revision(self, version: str) -> str:
+        return f"rev-{version}" if version in self.registry_tags else ""
 
     def share(self, version: str) -> float:
         """Canary share of the live layout's weights for hosts running `version`."""
@@ -167,6 +167,13 @@ def make_fleet(tmp_path: Path, policy: dict | None = None, hosts: int = 3) -> Fl
                   for i in range(1, hosts + 1))
     return Fleet(source=tmp_path / "inventory", nodes=nodes, lbs=("lb1",), registry="reg:5000",
                  registry_push="127.0.0.1:5000", repository="tts", policy=parse_policy(policy or POLICY))
+
+
+def to_first_step(controller: Controller, clock: FakeClock, rollout_id: str) -> None:
+    """Tick until the first traffic step's weights are live."""
+    while controller.store.get(rollout_id).state.get("weight_live") != 10:
+        controller.tick()
+        clock.sleep(10)
 
 
 def run(controller: Controller, clock: FakeClock, max_ticks: int = 500) -> list[str]:

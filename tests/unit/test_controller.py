@@ -7,13 +7,7 @@ import pytest
 from canary.rollout.controller import Controller, RolloutError
 from canary.rollout.phases import Phase
 from canary.rollout.state import RolloutState
-from tests.unit.fakes import POLICY, Crash, VersionBehaviour, make_fleet, run
-
-
-def _to_first_step(c, store, clock, record):
-    while store.get(record.id).state.get("weight_live") != 10:
-        c.tick()
-        clock.sleep(10)
+from tests.unit.fakes import POLICY, Crash, VersionBehaviour, make_fleet, run, to_first_step
 
 
 def test_a_healthy_version_walks_every_phase_to_every_host(world):
@@ -168,7 +162,7 @@ def test_abort_takes_traffic_off_at_once_from_another_process(world):
     sim, store, controller, clock = world
     c = controller()
     record = c.start("v1.3.0")
-    _to_first_step(c, store, clock, record)
+    to_first_step(c, clock, record.id)
     other = controller()  # an operator's `rollout abort` in another terminal
     aborted = other.abort("sounds odd")
     assert aborted.phase == "ROLLING_BACK"
@@ -200,7 +194,7 @@ def test_an_abort_racing_a_failing_action_still_rolls_back(world):
     sim, store, controller, clock = world
     c = controller()
     record = c.start("v1.3.0")
-    _to_first_step(c, store, clock, record)
+    to_first_step(c, clock, record.id)
     controller().abort("operator")  # meanwhile, in another terminal
     # the foreground's action (begun in TRAFFIC) now fails: the abort's path must win
     c._on_error(store.get(record.id), RuntimeError("LB unreachable"), acting=Phase.TRAFFIC)
@@ -214,7 +208,7 @@ def test_an_unexpected_error_after_traffic_moved_rolls_back(world):
     sim, store, controller, clock = world
     c = controller()
     record = c.start("v1.3.0")
-    _to_first_step(c, store, clock, record)
+    to_first_step(c, clock, record.id)
     clock.sleep(70)
     sim.fail_apply = KeyError("surprise")  # the next weight change blows up unexpectedly
     phases = run(c, clock)
@@ -258,7 +252,7 @@ def test_pause_holds_traffic_and_resume_continues(world):
     sim, store, controller, clock = world
     c = controller()
     record = c.start("v1.3.0")
-    _to_first_step(c, store, clock, record)
+    to_first_step(c, clock, record.id)
     paused = controller().pause("checking a complaint")
     assert paused.phase == "PAUSED" and "paused by tester: checking a complaint" in paused.reason
     applied = len(sim.applied)
@@ -277,7 +271,7 @@ def test_promote_skips_the_wait_but_not_a_failing_analysis(world):
     sim, store, controller, clock = world
     c = controller()
     record = c.start("v1.3.0")
-    _to_first_step(c, store, clock, record)
+    to_first_step(c, clock, record.id)
     controller().promote("looks good")
     c.tick()  # the next analysis advances at once, without the 60 s dwell
     assert store.get(record.id).state["step_index"] == 1
@@ -290,7 +284,7 @@ def test_promote_full_runs_every_remaining_step_and_batch(world):
     sim, store, controller, clock = world
     c = controller()
     record = c.start("v1.3.0")
-    _to_first_step(c, store, clock, record)
+    to_first_step(c, clock, record.id)
     controller().promote("ship it", full=True)
     ticks = run(c, clock)
     assert ticks[-1] == "SUCCEEDED" and ticks.count("TRAFFIC") <= 6
@@ -301,7 +295,7 @@ def test_set_weight_holds_a_manual_share_until_resume(world):
     sim, store, controller, clock = world
     c = controller()
     record = c.start("v1.3.0")
-    _to_first_step(c, store, clock, record)
+    to_first_step(c, clock, record.id)
     controller().set_weight(30, "more samples please")
     for _ in range(20):
         c.tick()

@@ -10,7 +10,7 @@ from canary.inventory import Fleet, Node
 from canary.rollout.controller import Controller, RolloutError
 from canary.rollout.drift import inventory_drift
 from canary.rollout.state import RolloutState, plan_rollout
-from tests.unit.fakes import make_fleet, run
+from tests.unit.fakes import make_fleet, run, to_first_step
 
 
 def edited(fleet: Fleet, drop: str | None = None, add: str | None = None, move: str | None = None) -> Fleet:
@@ -21,10 +21,10 @@ def edited(fleet: Fleet, drop: str | None = None, add: str | None = None, move: 
     return replace(fleet, nodes=tuple(nodes))
 
 
-def to_first_step(c: Controller, store, clock, rollout_id: str) -> None:
-    while store.get(rollout_id).state.get("weight_live") != 10:
-        c.tick()
-        clock.sleep(10)
+def on_edited(c: Controller, **edit: str) -> Controller:
+    """The same rollout's controller, reading an inventory edited meanwhile."""
+    return Controller(edited(c.fleet, **edit), c.store, c.fleet_port, c.traffic, c.metrics, c.probe, c.registry,
+                      c.clock, actor=c.actor)
 
 
 def test_drift_names_added_removed_and_moved_hosts(tmp_path):
@@ -43,10 +43,10 @@ def test_a_removed_stable_host_pauses_the_rollout_and_leaves_traffic_alone(world
     sim, store, controller, clock = world
     c = controller()
     record = c.start("v1.3.0")
-    to_first_step(c, store, clock, record.id)
+    to_first_step(c, clock, record.id)
     applied = len(sim.applied)
 
-    shrunk = Controller(edited(c.fleet, drop="node3"), store, sim, sim, sim, sim, sim, clock, actor="tester")
+    shrunk = on_edited(c, drop="node3")
     paused = shrunk.tick()
     assert paused.phase == "PAUSED"
     assert "node3 (stable) removed" in paused.reason and "rollout abort" in paused.reason
@@ -66,10 +66,10 @@ def test_a_removed_canary_is_taken_out_of_traffic_on_abort(world):
     sim, store, controller, clock = world
     c = controller()
     record = c.start("v1.3.0")
-    to_first_step(c, store, clock, record.id)
+    to_first_step(c, clock, record.id)
     canary = store.get(record.id).state["canary_hosts"][0]
 
-    without = Controller(edited(c.fleet, drop=canary), store, sim, sim, sim, sim, sim, clock, actor="tester")
+    without = on_edited(c, drop=canary)
     assert f"{canary} (canary) removed" in without.tick().reason
     without.abort("canary host decommissioned")
     assert run(without, clock)[-1] == "ROLLED_BACK"
@@ -81,42 +81,46 @@ def test_an_added_host_is_noted_once_and_the_rollout_goes_on(world):
     sim, store, controller, clock = world
     c = controller()
     record = c.start("v1.3.0")
-    to_first_step(c, store, clock, record.id)
-    grown = Controller(edited(c.fleet, add="node4"), store, sim, sim, sim, sim, sim, clock, actor="tester")
+    to_first_step(c, clock, record.id)
+    grown = on_edited(c, add="node4")
     assert run(grown, clock)[-1] == "SUCCEEDED"
     noted = [e for e in store.events(record.id) if e.kind == "inventory changed"]
     assert len(noted) == 1 and "node4 added (not part of this rollout)" in noted[0].data["message"]
     assert RolloutState.from_dict(store.get(record.id).state).ignored_hosts == ["node4"]
 
 
-def test_an_inventory_changed_before_preflight_stops_touching_nothing(world):
-    sim, store, controller, clock = world
+def started_then_edited(world, **edit: str) -> tuple[str, str]:
+    """Start a rollout, edit the inventory before its preflight, run it: (id, end phase)."""
+    _, _, controller, clock = world
     c = controller()
     record = c.start("v1.3.0")
-    moved = Controller(edited(c.fleet, move="node2"), store, sim, sim, sim, sim, sim, clock, actor="tester")
-    assert run(moved, clock)[-1] == "PREFLIGHT_FAILED"
-    final = store.get(record.id)
+    return record.id, run(on_edited(c, **edit), clock)[-1]
+
+
+def test_an_inventory_changed_before_preflight_stops_touching_nothing(world):
+    sim, store, _, _ = world
+    rollout_id, end = started_then_edited(world, move="node2")
+    assert end == "PREFLIGHT_FAILED"
+    final = store.get(rollout_id)
     assert "node2 changed address" in final.reason and "start the rollout again" in final.reason
     assert sim.deploys == [] and sim.applied == []
 
 
 def test_a_host_added_before_preflight_is_left_out_and_the_rollout_goes_on(world):
-    sim, store, controller, clock = world
-    c = controller()
-    record = c.start("v1.3.0")
-    grown = Controller(edited(c.fleet, add="node4"), store, sim, sim, sim, sim, sim, clock, actor="tester")
-    assert run(grown, clock)[-1] == "SUCCEEDED"
+    sim, store, _, _ = world
+    rollout_id, end = started_then_edited(world, add="node4")
+    assert end == "SUCCEEDED"
     assert not any("node4" in hosts for _, hosts, _ in sim.deploys)
-    assert RolloutState.from_dict(store.get(record.id).state).ignored_hosts == ["node4"]
+    assert RolloutState.from_dict(store.get(rollout_id).state).ignored_hosts == ["node4"]
 
 
 def test_an_abort_while_rolling_back_follows_the_inventory(world):
     sim, store, controller, clock = world
     c = controller()
     record = c.start("v1.3.0")
-    to_first_step(c, store, clock, record.id)
+    to_first_step(c, clock, record.id)
     c.abort("first abort")
-    shrunk = Controller(edited(c.fleet, drop="node3"), store, sim, sim, sim, sim, sim, clock, actor="tester")
+    shrunk = on_edited(c, drop="node3")
     shrunk.abort("again, with node3 gone")
     assert "node3" not in store.get(record.id).state["upstream"]
     assert run(shrunk, clock)[-1] == "ROLLED_BACK"
