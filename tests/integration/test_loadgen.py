@@ -14,6 +14,19 @@ pytestmark = pytest.mark.integration
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Model-Version: v1.3.0\r\n\r\nok"
 
 
+def read_request(conn: socket.socket) -> None:
+    """Read the whole request, headers and body, which may come in several segments:
+    closing a socket with unread bytes sends a reset, not the quiet close under test."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536) or pytest.fail(f"client closed mid-request: {data!r}")
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        body += conn.recv(65536) or pytest.fail(f"client closed mid-body: {body!r}")
+
+
 def serve(answers: list[bytes | None]) -> str:
     """A one-connection-at-a-time server: each accepted connection gets the next answer
     (None: read the request, then close without a word)."""
@@ -23,7 +36,7 @@ def serve(answers: list[bytes | None]) -> str:
         for answer in answers:
             conn, _ = listener.accept()
             with conn:
-                conn.recv(65536)
+                read_request(conn)
                 if answer is not None:
                     conn.sendall(answer)
                     conn.shutdown(socket.SHUT_WR)
