@@ -108,13 +108,13 @@ def build_wheelhouse(repo_root: Path, dest: Path) -> Path:
     return dest
 
 
-def _image_present(image: str) -> bool:
+def image_present(image: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", image], check=False, capture_output=True).returncode == 0
 
 
 def ensure_base_image(repo_root: Path, image: str = DEFAULT_BASE_IMAGE) -> None:
     """Make sure `image` is in the local engine: build voxfleet/base:* offline, pull anything else."""
-    if _image_present(image):
+    if image_present(image):
         return
     if image.startswith("voxfleet/base:"):
         _stream([str(Path(repo_root) / "docker" / "build-base-image.sh"), image], f"building base image {image}")
@@ -187,7 +187,7 @@ def tag_image(source: str, target: str) -> None:
 
 def push_image(local_tag: str, target: str) -> str:
     """Tag `local_tag` as `target` and push it; returns the pushed manifest digest."""
-    if subprocess.run(["docker", "image", "inspect", local_tag], capture_output=True).returncode != 0:
+    if not image_present(local_tag):
         version = local_tag.rsplit(":", 1)[-1]
         raise ImageBuildError(f"image {local_tag} is not built here (run: rollout build {version})")
     tag_image(local_tag, target)

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from email.message import Message
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -73,13 +74,14 @@ class _NoCredentialsElsewhere(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoCredentialsElsewhere)
 
 
-def _request(url: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+def _request(url: str, method: str = "GET") -> tuple[int, Message, bytes]:
+    """(status, headers, body); headers look up names case-insensitively."""
     request = urllib.request.Request(url, method=method, headers=_headers())
     try:
         with _opener.open(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return exc.code, exc.headers, exc.read()
     except (urllib.error.URLError, OSError) as exc:
         raise RegistryError(f"registry {url.split('/v2/')[0]} is unreachable: {exc}") from exc
 
@@ -91,7 +93,7 @@ def tag_digest(registry: str, repository: str, tag: str) -> str | None:
         return None
     if status != 200:
         raise RegistryError(f"registry {registry}: HEAD {repository}:{tag} answered {status}")
-    return headers.get("Docker-Content-Digest") or headers.get("docker-content-digest")
+    return headers.get("Docker-Content-Digest")
 
 
 def list_versions(registry: str, repository: str) -> list[ImageVersion]:
@@ -120,7 +122,7 @@ def image_config(registry: str, repository: str, tag: str) -> ImageConfig | None
         return None
     if status != 200:
         raise RegistryError(f"registry {registry}: GET {repository}:{tag} answered {status}")
-    manifest_digest = headers.get("Docker-Content-Digest") or headers.get("docker-content-digest") or ""
+    manifest_digest = headers.get("Docker-Content-Digest", "")
     manifest = json.loads(body)
     config = (manifest.get("config") or {}).get("digest")
     if not config:

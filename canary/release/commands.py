@@ -108,7 +108,7 @@ def live_version(args: argparse.Namespace) -> str | None:
 def baseline_image(version: str, args: argparse.Namespace) -> str:
     """A local image of the live version: built here, or pulled from the registry."""
     local = image_tag(version, None)
-    if subprocess.run(["docker", "image", "inspect", local], capture_output=True).returncode == 0:
+    if images.image_present(local):
         return local
     push_registry, repository = _required_target(args)
     remote = image_tag(version, push_registry, repository)

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from canary import images, registry
 from canary.release.artifact import ReleaseError
 
-MODEL_SHA, REVISION = images.MODEL_SHA_LABEL, images.REVISION_LABEL
-
 
 @dataclass(frozen=True)
 class Published:
@@ -46,15 +44,16 @@ def decide(version: str, target: str, ours: registry.ImageConfig, theirs: regist
                            f"rebuild it with `rollout build {version}`")
     if theirs is None:
         return "pushed", ""
-    if theirs.labels.get(MODEL_SHA) != ours.labels.get(MODEL_SHA):
+    ours_model, theirs_model = ours.labels.get(images.MODEL_SHA_LABEL), theirs.labels.get(images.MODEL_SHA_LABEL)
+    if theirs_model != ours_model:
         raise ReleaseError(
-            f"{target} already exists with different content: model sha256 {theirs.labels.get(MODEL_SHA)} in the "
-            f"registry, {ours.labels.get(MODEL_SHA)} here. Tags are immutable: release the new weights as a new "
-            "version (e.g. bump the patch number)")
+            f"{target} already exists with different content: model sha256 {theirs_model} in the registry, "
+            f"{ours_model} here. Tags are immutable: release the new weights as a new version (e.g. bump the "
+            "patch number)")
     if theirs.digest == ours.digest:
         return "unchanged", "already in the registry: the same image"
-    return "republished", (f"same model in a rebuilt image (service revision {theirs.labels.get(REVISION)} → "
-                           f"{ours.labels.get(REVISION)})")
+    revisions = (theirs.labels.get(images.REVISION_LABEL), ours.labels.get(images.REVISION_LABEL))
+    return "republished", f"same model in a rebuilt image (service revision {revisions[0]} → {revisions[1]})"
 
 
 def publish(version: str, local_tag: str, push_registry: str, repository: str) -> Published:

@@ -42,8 +42,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 def build_controller(args: argparse.Namespace, log=print) -> Controller:
     fleet = load_fleet(Path(args.inventory), parse_overrides(getattr(args, "set", [])))
-    store = Store(state_path())
-    return controller_for(with_rollout_policy(fleet, store), store, log)
+    return controller_for(fleet, Store(state_path()), log)
 
 
 def with_rollout_policy(fleet: Fleet, store: Store) -> Fleet:
@@ -57,6 +56,7 @@ def with_rollout_policy(fleet: Fleet, store: Store) -> Fleet:
 
 
 def controller_for(fleet: Fleet, store: Store, log=print) -> Controller:
+    fleet = with_rollout_policy(fleet, store)
     return Controller(fleet, store, AnsibleFleet(fleet), AnsibleTraffic(fleet), SshAccessLog(fleet),
                       AnsibleProbe(fleet), HttpRegistry(fleet), SystemClock(), log=log)
 
@@ -121,7 +121,7 @@ def cmd_tick(args: argparse.Namespace) -> int:
     failed = 0
     for source in sources:
         try:
-            controller = controller_for(with_rollout_policy(load_fleet(source), store), store)
+            controller = controller_for(load_fleet(source), store)
             record = controller.tick()
             controller.notifier.flush()
             print(f"{source}: {record.id} {record.phase}" if record else f"{source}: no active rollout")

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from canary.images import MODEL_SHA_LABEL, REVISION_LABEL, VERSION_LABEL
 from canary.registry import ImageConfig
 from canary.release.artifact import ReleaseError, check_artifact, check_version_tag
-from canary.release.publish import MODEL_SHA, REVISION, decide
+from canary.release.publish import decide
 from models.recipe import build
 
 
@@ -43,7 +44,7 @@ def test_the_artifact_must_exist_match_its_digests_and_be_shipped(tmp_path):
 
 def labels(version: str = "v1.4.0", model: str = "aaa", revision: str = "r1", image: str = "sha256:i1"
            ) -> ImageConfig:
-    return ImageConfig(image, {"org.opencontainers.image.version": version, MODEL_SHA: model, REVISION: revision})
+    return ImageConfig(image, {VERSION_LABEL: version, MODEL_SHA_LABEL: model, REVISION_LABEL: revision})
 
 
 def test_a_new_tag_is_pushed():
