@@ -36,7 +36,7 @@ image: models
 # The product end to end on the local sandbox fleet: sandbox up, build and publish
 # v1.2.0 and v1.3.0, v1.2.0 everywhere, steady traffic, `rollout start v1.3.0`.
 demo: models
-	$(PY) -m canary.demo
+	$(PY) -m canary.devtools.demo
 
 # Just the service image, run hardened on local Docker at :$(PORT).
 run-image: image

@@ -5,7 +5,7 @@
 Prints, side by side: time to deploy a version to 3 and to 6 hosts with the image
 pre-pulled and not; and the time from "set weight" to the new weights answering
 through the LB (target: under 3 s), split into the playbook's own time and the
-reload-to-traffic delay. Uses the product's own code paths (canary.fleet over
+reload-to-traffic delay. Uses the product's own code paths (canary.adapters.fleet over
 ansible-runner and SSH). Leaves the sandbox at 3 hosts running v1.2.0.
 """
 
@@ -22,10 +22,12 @@ import httpx
 sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from canary import fleet as fleet_ops  # noqa: E402
-from canary import sandbox  # noqa: E402
-from canary.cli import REPO_ROOT, SANDBOX_INVENTORY  # noqa: E402
-from canary.inventory import Fleet, load_fleet  # noqa: E402
+from canary import DEFAULT_INVENTORY as SANDBOX_INVENTORY  # noqa: E402
+from canary import REPO_ROOT  # noqa: E402
+from canary.adapters import fleet as fleet_ops  # noqa: E402
+from canary.adapters.inventory import load_fleet  # noqa: E402
+from canary.decisions.inventory import Fleet  # noqa: E402
+from canary.devtools import sandbox  # noqa: E402
 
 
 def fleet_of(hosts: int) -> Fleet:

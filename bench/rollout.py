@@ -23,14 +23,17 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from canary import fleet as fleet_ops  # noqa: E402
-from canary import images, sandbox  # noqa: E402
-from canary.cli import REPO_ROOT, SANDBOX_INVENTORY  # noqa: E402
-from canary.inventory import Fleet, load_fleet  # noqa: E402
-from canary.loadgen import LoadGenerator  # noqa: E402
-from canary.release.commands import image_tag  # noqa: E402
-from canary.rollout.commands import controller_for, follow  # noqa: E402
-from canary.store import Store  # noqa: E402
+from canary import DEFAULT_INVENTORY as SANDBOX_INVENTORY  # noqa: E402
+from canary import REPO_ROOT  # noqa: E402
+from canary.adapters import fleet as fleet_ops  # noqa: E402
+from canary.adapters import images  # noqa: E402
+from canary.adapters.images import image_tag  # noqa: E402
+from canary.adapters.inventory import load_fleet  # noqa: E402
+from canary.adapters.store import Store  # noqa: E402
+from canary.decisions.inventory import Fleet  # noqa: E402
+from canary.devtools import sandbox  # noqa: E402
+from canary.devtools.loadgen import LoadGenerator  # noqa: E402
+from canary.rollout.production import controller_for, follow  # noqa: E402
 
 POLICY = {"steps": [10, 50, 100], "dwell_s": 10, "min_requests": 15, "interval_s": 4, "step_max_s": 300,
           "consecutive_failures": 2, "batch_size": 1, "max_error_rate": 0.2}

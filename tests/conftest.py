@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from canary.inventory import Fleet, load_fleet
+from canary.adapters.inventory import load_fleet
+from canary.decisions.inventory import Fleet
 from models.recipe import build
 from tests.sandbox_fleet import INVENTORY, bring_up, docker_works
 
@@ -40,7 +41,7 @@ def sandbox() -> Fleet:
 @pytest.fixture
 def stable_fleet(sandbox: Fleet) -> Fleet:
     """Every node on v1.2.0, the LB spreading traffic evenly over them: the state before a release."""
-    from canary import fleet as fleet_ops
+    from canary.adapters import fleet as fleet_ops
 
     fleet_ops.deploy(sandbox, "v1.2.0")
     fleet_ops.set_traffic(sandbox, canary={}, stable={n.name: "v1.2.0" for n in sandbox.nodes}, canary_percent=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from canary.images import ImageBuildError, model_manifest
+from canary.adapters.images import ImageBuildError, model_manifest
 from service.model_dir import VERSION_PATTERN, ModelManifest
 
 

@@ -9,14 +9,13 @@ so their latencies are measured under the same conditions.
 from __future__ import annotations
 
 import json
-import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from canary import local_container
-from canary.policy import Policy
-from canary.quality import QualityTolerances, compare
+from canary.adapters import local_container
+from canary.decisions.policy import Policy
+from canary.decisions.quality import QualityTolerances, compare
 from service.golden import probe, run_golden
 
 
@@ -64,12 +63,6 @@ def tolerances_for(policy: Policy) -> QualityTolerances:
     return QualityTolerances(max_latency_ratio=policy.gate_latency_max_ratio, max_rtf=policy.gate_max_rtf)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass(frozen=True)
 class GateMachine:
     """Where the gate runs the images: a real model needs the GPU and memory of a fleet host."""
@@ -81,7 +74,7 @@ class GateMachine:
 def golden_reports(image: str, label: str, machine: GateMachine) -> list[dict[str, Any]]:
     """Run `image` locally until it is healthy, speak the golden prompts, remove it."""
     name = f"voxfleet-gate-{label.replace('.', '-')}"
-    options = local_container.RunOptions(port=_free_port(), memory=machine.memory, gpus=machine.gpus)
+    options = local_container.RunOptions(port=local_container.free_local_port(), memory=machine.memory, gpus=machine.gpus)
     try:
         local_container.run(image, name, options, timeout_s=machine.timeout_s)
         url = f"http://127.0.0.1:{options.port}"

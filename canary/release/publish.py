@@ -8,11 +8,9 @@ is re-published and said so.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from dataclasses import dataclass
 
-from canary import images, registry
+from canary.adapters import images, registry
 from canary.release.artifact import ReleaseError
 
 
@@ -25,13 +23,11 @@ class Published:
 
 
 def local_image(image: str) -> registry.ImageConfig:
-    found = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}} {{json .Config.Labels}}", image],
-                           capture_output=True, text=True)
-    if found.returncode != 0:
+    found = images.local_image_labels(image)
+    if found is None:
         version = image.rsplit(":", 1)[-1]
         raise ReleaseError(f"image {image} is not built here (run: rollout build {version})")
-    image_id, _, labels = found.stdout.strip().partition(" ")
-    return registry.ImageConfig(image_id, json.loads(labels) or {})
+    return registry.ImageConfig(*found)
 
 
 def decide(version: str, target: str, ours: registry.ImageConfig, theirs: registry.ImageConfig | None

@@ -3,34 +3,34 @@
 Each phase's action is idempotent and the phase is written to the store before the
 action runs, so a controller killed at any instant resumes by running the same
 action again (`rollout tick`), never by jumping traffic somewhere it did not mean to.
-Deciding is delegated to pure functions (`state.traffic_layout`, `decide_step`, the
-judge); acting goes through the ports.
+Deciding is delegated to pure functions in `canary.decisions` (`plan.traffic_layout`,
+`steps.decide_step`, the judge); acting goes through the ports.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import platform
 import signal
-import socket
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from canary.analysis.access_log import Attempt, Request
-from canary.analysis.judge import Verdict, judge
-from canary.inventory import Fleet
-from canary.notify import Notice, NullNotifier, WebhookNotifier, notifier_for
-from canary.policy import Policy, parse_policy
-from canary.quality import compare
-from canary.rollout.drift import WAY_OUT, inventory_drift, on_listed_hosts
-from canary.rollout.phases import Phase
+from canary.adapters.notify import Notice, NullNotifier, WebhookNotifier, notifier_for
+from canary.adapters.store import ActiveRolloutError, ConcurrentUpdateError, Record, Store
+from canary.decisions.access_log import Attempt, Request
+from canary.decisions.drift import WAY_OUT, inventory_drift, on_listed_hosts
+from canary.decisions.inventory import Fleet
+from canary.decisions.judge import Verdict, judge
+from canary.decisions.phases import Phase
+from canary.decisions.plan import RolloutState, plan_rollout, traffic_layout
+from canary.decisions.policy import Policy, parse_policy
+from canary.decisions.quality import compare
+from canary.decisions.steps import decide_step, rollback_targets
 from canary.rollout.ports import Clock, FleetPort, MetricsPort, ProbePort, RegistryPort, TrafficPort
-from canary.rollout.state import RolloutState, plan_rollout, traffic_layout
-from canary.schedule import promotion_gate
-from canary.store import ActiveRolloutError, ConcurrentUpdateError, Record, Store
 
 TICK_LEASE_S = 1800  # longer than any single action (a deploy waits for health)
 # Crash tests set this to an event kind ("enter CANARY_DEPLOY", "weights live", ...): the
@@ -47,54 +47,9 @@ class Superseded(RuntimeError):
     """Another process (an operator's abort) changed the rollout; reload and go on."""
 
 
-@dataclass(frozen=True)
-class StepDecision:
-    action: str  # wait | advance | rollback | pause | fail
-    reason: str
-
-
 OPERATOR_PHASES = (Phase.TRAFFIC, Phase.PAUSED)
 NOTICES = {Phase.PREFLIGHT: "started", Phase.PAUSED: "paused", Phase.ROLLED_BACK: "rolled_back",
            Phase.SUCCEEDED: "succeeded", Phase.FAILED: "failed", Phase.PREFLIGHT_FAILED: "preflight_failed"}
-
-
-def rollback_targets(state: RolloutState) -> list[str]:
-    """Every host that may run the new version: those that finished a deploy, and any
-    whose deploy was under way (a failed start leaves the new container behind)."""
-    hosts = list(state.new_hosts)
-    phase = Phase(state.paused_phase) if state.phase is Phase.PAUSED and state.paused_phase else state.phase
-    if phase in (Phase.CANARY_DEPLOY, Phase.WARMUP_GATE, Phase.TRAFFIC, Phase.PROMOTING):
-        hosts += state.canary_hosts
-    if phase is Phase.PROMOTING and state.batch_index < len(state.batches):
-        hosts += state.batches[state.batch_index]
-    return [h for h in state.upstream if h in set(hosts)]
-
-
-def decide_step(state: RolloutState, verdict: Verdict, now: float) -> StepDecision:
-    """What a traffic step does after an analysis (pure)."""
-    policy = parse_policy(state.policy)
-    if verdict.verdict == "fail" and state.consecutive_fails + 1 >= policy.consecutive_failures:
-        return StepDecision("rollback", f"analysis failed {state.consecutive_fails + 1}× in a row: {verdict.summary}")
-    if verdict.verdict == "fail":
-        return StepDecision("wait", f"analysis failed once ({verdict.summary}); confirming")
-    if state.manual:
-        return StepDecision("wait", f"manual weight {state.weight_set}% (rollout set-weight); analysis watching: "
-                                    f"{verdict.summary}")
-    if state.skip_wait or state.full_promote:  # an operator's promote: no wait, but no fail either
-        return StepDecision("advance", f"step {state.step_weight}% promoted by an operator: {verdict.summary}")
-    dwell_left = policy.dwell_s - (now - (state.step_started_at or now))
-    if verdict.verdict == "pass" and dwell_left <= 0:
-        allowed, why = promotion_gate(policy, now)
-        if state.step_index == 0 and not allowed:
-            return StepDecision("wait", f"canary healthy; {why}")
-        return StepDecision("advance", f"step {state.step_weight}% passed: {verdict.summary}")
-    if verdict.verdict == "pass":
-        return StepDecision("wait", f"passing; {dwell_left:.0f}s of dwell left")
-    since = state.inconclusive_since if state.inconclusive_since is not None else now
-    if now - since > policy.step_max_s:
-        action = "pause" if policy.inconclusive_action == "pause" else "rollback"
-        return StepDecision(action, f"inconclusive for over {policy.step_max_s}s: {verdict.summary}")
-    return StepDecision("wait", f"inconclusive: {verdict.summary}")
 
 
 class Controller:
@@ -110,7 +65,7 @@ class Controller:
         self._samples: tuple[str, int, list[Request]] | None = None  # (rollout, step, requests)
         self._cursor: dict[str, Any] = {}
         self._baseline_cache: tuple[str, int, list[Attempt]] | None = None
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = f"{platform.node()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     @property
     def fleet_key(self) -> str:
@@ -200,7 +155,7 @@ class Controller:
             return self.store.lock(lease, self.holder, TICK_LEASE_S, self.clock.now())
         host, _, rest = held[0].partition(":")
         pid = rest.partition(":")[0]
-        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        if host == platform.node() and pid.isdigit() and not _alive(int(pid)):
             self.store.unlock(lease, held[0])  # its holder was killed mid-tick (SIGKILL leaves no cleanup)
             return self.store.lock(lease, self.holder, TICK_LEASE_S, self.clock.now())
         return False

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from canary.analysis.access_log import Request
-from canary.fleet import NodeState
-from canary.traffic import UpstreamServer
+from canary.decisions.access_log import Request
+from canary.decisions.fleet_state import NodeState
+from canary.decisions.traffic import UpstreamServer
 
 
 class FleetPort(Protocol):

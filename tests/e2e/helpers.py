@@ -11,8 +11,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from canary import fleet as fleet_ops
-from canary.inventory import Fleet
+from canary.adapters import fleet as fleet_ops
+from canary.decisions.inventory import Fleet
 from tests.sandbox_fleet import rollout
 
 # Steady load one sandbox host can carry alone: at the 100% step the single canary host

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from canary import fleet as fleet_ops
-from canary.loadgen import LoadGenerator
+from canary.adapters import fleet as fleet_ops
+from canary.devtools.loadgen import LoadGenerator
 
 pytestmark = pytest.mark.sandbox
 

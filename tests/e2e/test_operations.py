@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from canary.loadgen import LoadGenerator
+from canary.devtools.loadgen import LoadGenerator
 from tests.e2e.helpers import (
     DEMO_POLICY,
     LOAD_RPS,

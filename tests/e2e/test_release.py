@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from canary import registry
-from canary.loadgen import LoadGenerator
+from canary.adapters import registry
+from canary.devtools.loadgen import LoadGenerator
 from service.model_dir import read_manifest, write_manifest
 from tests.e2e.helpers import DEMO_POLICY, LOAD_RPS, versions
 from tests.sandbox_fleet import REPO, rollout

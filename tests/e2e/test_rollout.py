@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from canary.loadgen import LoadGenerator
+from canary.devtools.loadgen import LoadGenerator
 from tests.e2e.helpers import DEMO_POLICY, LOAD_RPS, at_step, start, status_json, versions, wait_for
 from tests.sandbox_fleet import REPO, publish_variant, rollout
 

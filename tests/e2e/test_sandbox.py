@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from canary import sandbox
-from canary.inventory import load_fleet
+from canary.adapters.inventory import load_fleet
+from canary.devtools import sandbox
 from tests.sandbox_fleet import REPO, docker_works
 
 pytestmark = pytest.mark.sandbox

@@ -1,7 +1,7 @@
 """The service image: build it for model v1.3.0, run it locked down, and speak through it.
 
 Needs a Docker engine (skipped otherwise) and the offline base image, which
-canary.images.ensure_base_image makes when it is missing. The first build takes
+canary.adapters.images.ensure_base_image makes when it is missing. The first build takes
 a few minutes (torch goes into the venv); later builds reuse the layer cache.
 """
 
@@ -49,7 +49,7 @@ def image() -> dict[str, str]:
     problem = _docker_available()
     if problem:
         pytest.skip(f"no usable Docker engine (`docker info` failed: {problem})")
-    from canary import images
+    from canary.adapters import images
 
     subprocess.run([sys.executable, "-m", "models", "build", VERSION, "--out", "build/models"],
                    cwd=REPO_ROOT, check=True)

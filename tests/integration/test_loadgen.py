@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from canary.loadgen import LoadGenerator
+from canary.devtools.loadgen import LoadGenerator
 
 pytestmark = pytest.mark.integration
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Model-Version: v1.3.0\r\n\r\nok"

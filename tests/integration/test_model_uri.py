@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from canary.local_container import RunOptions, hardened_run_args
+from canary.adapters.local_container import RunOptions, hardened_run_args
 from tests.integration.server_process import REPO, ServerProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -116,7 +116,7 @@ def image(artifact: dict[str, str]) -> str:
         problem = True
     if problem:
         pytest.skip("no usable Docker engine (`docker info` failed)")
-    from canary import images
+    from canary.adapters import images
 
     images.build_image(REPO, VERSION, TAG, images.DEFAULT_BASE_IMAGE, images.git_revision(REPO))
     return TAG

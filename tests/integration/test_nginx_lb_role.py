@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from canary.traffic import upstream_servers
+from canary.decisions.traffic import upstream_servers
 
 REPO = Path(__file__).resolve().parents[2]
 OTHER_INVENTORY = os.environ.get("VOXFLEET_SANDBOX_INVENTORY")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from canary.store import Store
+from canary.adapters.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventory" / "production"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from canary.adapters.store import Store
 from canary.rollout.controller import Controller
-from canary.store import Store
 from tests.unit.fakes import FakeClock, SimulatedFleet, make_fleet
 
 

@@ -13,14 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from canary.analysis.access_log import Attempt, Request
-from canary.fleet import FleetError, NodeState
-from canary.inventory import Fleet, Node
-from canary.playbook_runner import HostResult, PlaybookResult
-from canary.policy import parse_policy
+from canary.adapters.ansible import HostResult, PlaybookResult
+from canary.adapters.fleet import FleetError
+from canary.decisions.access_log import Attempt, Request
+from canary.decisions.fleet_state import NodeState
+from canary.decisions.inventory import Fleet, Node
+from canary.decisions.phases import Phase
+from canary.decisions.policy import parse_policy
+from canary.decisions.traffic import UpstreamServer
 from canary.rollout.controller import Controller
-from canary.rollout.phases import Phase
-from canary.traffic import UpstreamServer
 
 
 class FakeClock:

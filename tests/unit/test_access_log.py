@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from canary.analysis.access_log import (
+from canary.decisions.access_log import (
     LogCursor,
     MalformedLine,
     attempts_to,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from canary.policy import Policy
-from canary.rollout.commands import with_rollout_policy
-from canary.store import Store
+from canary.adapters.store import Store
+from canary.decisions.policy import Policy
+from canary.rollout.production import with_rollout_policy
 from tests.unit.fakes import make_fleet
 
 

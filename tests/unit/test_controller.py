@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from canary.decisions.phases import Phase
+from canary.decisions.plan import RolloutState
 from canary.rollout.controller import Controller, RolloutError
-from canary.rollout.phases import Phase
-from canary.rollout.state import RolloutState
 from tests.unit.fakes import POLICY, Crash, VersionBehaviour, make_fleet, run, to_first_step
 
 
@@ -321,7 +321,7 @@ def test_operator_verbs_name_what_they_cannot_do(world):
 
 
 def test_rollback_knows_the_version_before_the_last_success(world):
-    from canary.rollout.commands import previous_version
+    from canary.rollout.production import previous_version
 
     sim, store, controller, clock = world
     c = controller()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from canary.inventory import InventoryError, check_fleet
+from canary.decisions.inventory import InventoryError, check_fleet
 
 SOURCE = Path("inventory/example")
 

@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from canary.inventory import Fleet, Node
+from canary.decisions.drift import inventory_drift
+from canary.decisions.inventory import Fleet, Node
+from canary.decisions.plan import RolloutState, plan_rollout
 from canary.rollout.controller import Controller, RolloutError
-from canary.rollout.drift import inventory_drift
-from canary.rollout.state import RolloutState, plan_rollout
 from tests.unit.fakes import make_fleet, run, to_first_step
 
 

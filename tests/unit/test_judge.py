@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from canary.analysis.access_log import Attempt, attempts_to, parse_lines
-from canary.analysis.judge import (
+from canary.decisions.access_log import Attempt, attempts_to, parse_lines
+from canary.decisions.judge import (
     betainc,
     clopper_pearson,
     cp_lower,
@@ -22,7 +22,7 @@ from canary.analysis.judge import (
     requests_to_clear,
     sprt_error_attribution,
 )
-from canary.policy import Policy
+from canary.decisions.policy import Policy
 
 CANARY, STABLE = "10.0.0.2:6006", "10.0.0.3:6006"
 T0 = datetime(2025, 11, 25, 18, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from canary.notify import Notice, WebhookNotifier
+from canary.adapters.notify import Notice, WebhookNotifier
 from canary.rollout.controller import Controller
 from tests.unit.fakes import VersionBehaviour, run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from canary.playbook_runner import REDACTED, HostResult, PlaybookResult, PlaybookRun, _Collector, runner_kwargs
+from canary.adapters.ansible import REDACTED, HostResult, PlaybookResult, PlaybookRun, _Collector, runner_kwargs
 
 
 def test_runner_kwargs_isolate_each_run_and_keep_secrets_off_the_command_line(tmp_path):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from canary.policy import Policy, PolicyError, parse_policy
+from canary.decisions.policy import Policy, PolicyError, parse_policy
 
 
 def test_defaults_are_the_product_headline():

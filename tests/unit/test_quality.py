@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from canary.quality import QualityTolerances, compare
+from canary.decisions.quality import QualityTolerances, compare
 
 RELEASE = QualityTolerances(max_latency_ratio=2.0, max_rtf=1.0)
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from canary.images import MODEL_SHA_LABEL, REVISION_LABEL, VERSION_LABEL
-from canary.registry import ImageConfig
+from canary.adapters.images import MODEL_SHA_LABEL, REVISION_LABEL, VERSION_LABEL
+from canary.adapters.registry import ImageConfig
 from canary.release.artifact import ReleaseError, check_artifact, check_version_tag
 from canary.release.publish import decide
 from models.recipe import build

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from canary.policy import PolicyError, parse_policy
-from canary.schedule import promotion_gate, window_of
+from canary.decisions.policy import PolicyError, parse_policy
+from canary.decisions.schedule import promotion_gate, window_of
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from canary.store import (
+from canary.adapters.store import (
     SCHEMA_VERSION,
     ActiveRolloutError,
     ConcurrentUpdateError,
@@ -302,7 +302,7 @@ def test_a_writer_waits_then_reports_a_busy_store(db: Path) -> None:
 RACER = """
 import sys
 from pathlib import Path
-from canary.store import ActiveRolloutError, Store
+from canary.adapters.store import ActiveRolloutError, Store
 store = Store(Path(sys.argv[1]))
 try:
     store.create(sys.argv[2], "prod", "v1.3.0", "v1.2.0", "PENDING", {}, actor=sys.argv[2], now=1.0)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from canary.fleet import NodeState
-from canary.fleet_report import rows
-from canary.policy import Policy
-from canary.quality import compare
+from canary.decisions.fleet_state import NodeState
+from canary.decisions.fleet_state import fleet_rows as rows
+from canary.decisions.policy import Policy
+from canary.decisions.quality import compare
 from canary.release.gate import GateReport, tolerances_for
 
 

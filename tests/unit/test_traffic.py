@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from canary.traffic import NGINX_MAX_WEIGHT, UpstreamServer, expected_share, split_weights, upstream_servers
+from canary.decisions.traffic import NGINX_MAX_WEIGHT, UpstreamServer, expected_share, split_weights, upstream_servers
 
 
 def hosts(prefix: str, n: int, version: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Production adapters of the controller's ports: Ansible, SSH to the LB, the registry."""
+"""The LB's JSON access log, read since a cursor over the inventory's SSH settings."""
 
 from __future__ import annotations
 
@@ -7,68 +7,11 @@ import subprocess
 from dataclasses import replace
 from typing import Any
 
-from canary import fleet as fleet_ops
-from canary import registry
-from canary.analysis.access_log import LogCursor, Request, parse_lines, split_complete
-from canary.fleet import FleetError, NodeState
-from canary.images import REVISION_LABEL
-from canary.inventory import Fleet
-from canary.playbook_runner import PlaybookRun, run_playbook
-from canary.traffic import UpstreamServer
+from canary.decisions.access_log import LogCursor, Request, parse_lines, split_complete
+from canary.decisions.inventory import Fleet
 
 ACCESS_LOG = "/var/log/nginx/tts_access.json"
 MAX_READ_BYTES = 32 * 1024 * 1024
-
-
-class AnsibleFleet:
-    def __init__(self, fleet: Fleet) -> None:
-        self.fleet = fleet
-
-    def states(self) -> dict[str, NodeState]:
-        return fleet_ops.facts(self.fleet, strict=True)
-
-    def deploy(self, version: str, hosts: list[str], pull_only: bool = False) -> None:
-        fleet_ops.deploy(self.fleet, version, hosts, pull_only=pull_only)
-
-
-class AnsibleTraffic:
-    def __init__(self, fleet: Fleet) -> None:
-        self.fleet = fleet
-
-    def apply(self, servers: list[UpstreamServer], canary_percent: int) -> str:
-        result = fleet_ops.set_servers(self.fleet, servers, canary_percent)
-        reports = [h.facts.get("nginx_lb_report", {}) for h in result.hosts.values()]
-        return next((str(r.get("config_sha256", "")) for r in reports if r), "")
-
-
-class AnsibleProbe:
-    def __init__(self, fleet: Fleet) -> None:
-        self.fleet = fleet
-
-    def golden(self, hosts: list[str]) -> dict[str, list[dict[str, Any]]]:
-        run = PlaybookRun("playbooks/probe.yml", self.fleet.source, extravars={"probe_hosts": ",".join(hosts)},
-                          timeout_s=600)
-        result = run_playbook(run)
-        if not result.ok:
-            raise FleetError("golden prompts", result)
-        return {h: list(r.facts.get("golden_report", [])) for h, r in result.hosts.items()}
-
-
-class HttpRegistry:
-    def __init__(self, fleet: Fleet) -> None:
-        self.fleet = fleet
-
-    def digest(self, version: str) -> str | None:
-        return registry.tag_digest(self.fleet.registry_push, self.fleet.repository, version)
-
-    def revision(self, version: str) -> str:
-        """Informational (history's git revision): an image whose labels cannot be read
-        (an index, a registry quirk) still rolls out."""
-        try:
-            config = registry.image_config(self.fleet.registry_push, self.fleet.repository, version)
-        except (registry.RegistryError, ValueError):
-            return ""
-        return config.labels.get(REVISION_LABEL, "") if config else ""
 
 
 class SshAccessLog:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from canary import images
+from canary.adapters import images
 
 LABEL = "io.voxfleet.sandbox"
 CONFIG_LABEL = "io.voxfleet.sandbox.config"

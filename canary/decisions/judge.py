@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from canary.analysis.access_log import Attempt
-from canary.policy import Policy
+from canary.decisions.access_log import Attempt
+from canary.decisions.policy import Policy
 
 Outcome = Literal["pass", "fail", "inconclusive"]
 

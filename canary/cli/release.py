@@ -1,29 +1,25 @@
-"""The release verbs of the `rollout` CLI: model check, build, gate, publish, images, release."""
+"""The release verbs: model build/check, build, gate, publish, images, release."""
 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
-from canary import fleet as fleet_ops
-from canary import images, registry
-from canary.inventory import Fleet, load_fleet
-from canary.policy import Policy
+from canary import REPO_ROOT
+from canary.adapters import fleet as fleet_ops
+from canary.adapters import images, registry
+from canary.adapters.inventory import load_fleet
+from canary.cli.common import EXIT_OK, Subcommands, add_group, add_verb, parse_overrides
+from canary.cli.rollout import cmd_start
+from canary.decisions.inventory import Fleet
+from canary.decisions.policy import Policy
 from canary.release.artifact import ReleaseError, check_artifact
 from canary.release.gate import GateMachine, run_gate
 from canary.release.publish import publish
-from canary.rollout.commands import cmd_start, parse_overrides
 from models.recipe import build as build_model
-from models.releases import RELEASES
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def image_tag(version: str, registry_address: str | None, repository: str = "tts") -> str:
-    return f"{registry_address.rstrip('/')}/{repository}:{version}" if registry_address else f"tts:{version}"
+from models.releases import RELEASES, VARIANTS
 
 
 def _fleet(args: argparse.Namespace) -> Fleet | None:
@@ -67,12 +63,12 @@ def ensure_demo_model(version: str) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     ensure_demo_model(args.version)
-    tag = image_tag(args.version, None)
+    tag = images.image_tag(args.version, None)
     image_id = images.build_image(REPO_ROOT, args.version, tag, args.base_image, images.git_revision(REPO_ROOT))
     tags = [tag]
     push_registry, repository = push_target(args)
     if push_registry:
-        tags.append(image_tag(args.version, push_registry, repository))
+        tags.append(images.image_tag(args.version, push_registry, repository))
         images.tag_image(tag, tags[-1])
     print(f"{image_id}\t{' '.join(tags)}")
     return 0
@@ -80,7 +76,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     push_registry, repository = _required_target(args)
-    done = publish(args.version, image_tag(args.version, None), push_registry, repository)
+    done = publish(args.version, images.image_tag(args.version, None), push_registry, repository)
     print(f"{done.target}\t{done.digest}\t{done.action}" + (f"\t{done.note}" if done.note else ""))
     return 0
 
@@ -107,14 +103,15 @@ def live_version(args: argparse.Namespace) -> str | None:
 
 def baseline_image(version: str, args: argparse.Namespace) -> str:
     """A local image of the live version: built here, or pulled from the registry."""
-    local = image_tag(version, None)
+    local = images.image_tag(version, None)
     if images.image_present(local):
         return local
     push_registry, repository = _required_target(args)
-    remote = image_tag(version, push_registry, repository)
-    pulled = subprocess.run(["docker", "pull", remote], capture_output=True, text=True)
-    if pulled.returncode != 0:
-        raise ReleaseError(f"cannot get the live version's image {remote} to compare with: {pulled.stderr.strip()}")
+    remote = images.image_tag(version, push_registry, repository)
+    try:
+        images.pull_image(remote)
+    except images.ImageBuildError as exc:
+        raise ReleaseError(f"cannot get the live version's image to compare with: {exc}") from exc
     return remote
 
 
@@ -124,7 +121,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     baseline = None if args.baseline == "none" else args.baseline or live_version(args)
     if baseline == args.version:
         baseline = None  # re-gating the live version: nothing else to compare with
-    report = run_gate(args.version, image_tag(args.version, None), baseline,
+    report = run_gate(args.version, images.image_tag(args.version, None), baseline,
                       baseline_image(baseline, args) if baseline else None, policy,
                       GateMachine(gpus=args.gpus, memory=args.memory))
     print(report.markdown())
@@ -146,41 +143,58 @@ def cmd_release(args: argparse.Namespace) -> int:
     return cmd_start(args)
 
 
-def register(sub: argparse._SubParsersAction, inventory_default: str) -> None:
-    def add(name: str, func, help_text: str, *options: str) -> argparse.ArgumentParser:
-        parser = sub.add_parser(name, help=help_text)
-        parser.add_argument("version")
-        parser.add_argument("-i", "--inventory", default=inventory_default)
-        if "registry" in options:
-            parser.add_argument("--registry", help="registry host:port (default: the inventory's tts_registry_push)")
-        if "build" in options:
-            parser.add_argument("--base-image", default=images.DEFAULT_BASE_IMAGE,
-                                help="base image (default: the locally made Debian image; production: a CUDA "
-                                     "PyTorch image)")
-        if "gate" in options:
-            parser.add_argument("--baseline", help="version to compare with (default: the one live on the "
-                                                   "inventory's fleet; `none`: hard checks only)")
-            parser.add_argument("--report", default=str(REPO_ROOT / "build" / "reports"),
-                                help="folder for gate-VERSION.md and .json")
-            parser.add_argument("--gpus", default="", help="docker --gpus for the gate's containers (e.g. all): "
-                                                           "a real model is gated on a GPU like the fleet's")
-            parser.add_argument("--memory", default="4g", help="memory limit of the gate's containers")
-        if "model" in options:
-            parser.add_argument("--allow-unshipped", action="store_true",
-                                help="accept a test-only variant (`shipped: false`), for testing the pipeline")
-        parser.set_defaults(func=func)
-        return parser
+def cmd_model_build(args: argparse.Namespace) -> int:
+    for version in args.version:
+        print(build_model(version, args.out, args.variant))
+    return EXIT_OK
 
-    add("build", cmd_build, "build the service image for a model version", "registry", "build")
-    add("publish", cmd_publish, "push a built version's image to the registry (tags are immutable)", "registry")
-    images_parser = sub.add_parser("images", help="list the versions in the registry")
-    images_parser.add_argument("--registry")
-    images_parser.add_argument("-i", "--inventory", default=inventory_default)
-    images_parser.set_defaults(func=cmd_images)
-    add("gate", cmd_gate, "golden prompts on the image vs the live version; fails on a regression", "registry",
-        "gate")
-    release = add("release", cmd_release, "model check, build, gate, publish, then rollout start",
-                  "registry", "build", "gate", "model")
-    release.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                         help="override a rollout_policy value for the rollout, e.g. --set dwell_s=30")
+
+def _registry_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--registry", help="registry host:port (default: the inventory's tts_registry_push)")
+
+
+def _build_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base-image", default=images.DEFAULT_BASE_IMAGE,
+                        help="base image (default: the locally made Debian image; production: a CUDA PyTorch image)")
+
+
+def _gate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--baseline", help="version to compare with (default: the one live on the inventory's "
+                                           "fleet; `none`: hard checks only)")
+    parser.add_argument("--report", default=str(REPO_ROOT / "build" / "reports"),
+                        help="folder for gate-VERSION.md and .json")
+    parser.add_argument("--gpus", default="", help="docker --gpus for the gate's containers (e.g. all): a real "
+                                                   "model is gated on a GPU like the fleet's")
+    parser.add_argument("--memory", default="4g", help="memory limit of the gate's containers")
+
+
+def _unshipped_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-unshipped", action="store_true",
+                        help="accept a test-only variant (`shipped: false`), for testing the pipeline")
+
+
+def register(sub: Subcommands) -> None:
+    model = add_group(sub, "model", "model artifacts")
+    model_build = add_verb(model, "build", cmd_model_build, "build demo model directories from their release seeds",
+                           inventory=False)
+    model_build.add_argument("version", nargs="+", choices=sorted(RELEASES))
+    model_build.add_argument("--variant", choices=sorted(VARIANTS), help="a broken, test-only variant")
+    model_build.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "models")
+    _unshipped_option(add_verb(model, "check", cmd_model_check, "verify a release's model artifact: manifest, "
+                               "every file's sha256, version", version=True, inventory=False))
+
+    build = add_verb(sub, "build", cmd_build, "build the service image for a model version", version=True)
+    _registry_option(build)
+    _build_options(build)
+    _registry_option(add_verb(sub, "publish", cmd_publish, "push a built version's image to the registry "
+                              "(tags are immutable)", version=True))
+    _registry_option(add_verb(sub, "images", cmd_images, "list the versions in the registry"))
+    gate = add_verb(sub, "gate", cmd_gate, "golden prompts on the image vs the live version; fails on a regression",
+                    version=True)
+    _registry_option(gate)
+    _gate_options(gate)
+    release = add_verb(sub, "release", cmd_release, "model check, build, gate, publish, then rollout start",
+                       version=True, policy=True)
+    for options in (_registry_option, _build_options, _gate_options, _unshipped_option):
+        options(release)
     release.add_argument("--detach", action="store_true", help="leave the rollout to `rollout tick`")

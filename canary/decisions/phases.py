@@ -1,4 +1,4 @@
-"""The rollout's phases (DESIGN.md, "The rollout state machine")."""
+"""The rollout's phases: the state machine README.md draws under "The rollout"."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Bounded by design: a fixed rate, a maximum duration and a maximum request count,
 loopback addresses only. Each request's status, answering version and latency is
 kept, so a test can count failed client requests and the share each version served.
 
-    python -m canary.loadgen --url http://127.0.0.1:18080 --rps 4 --duration 60
+    python -m canary.devtools.loadgen --url http://127.0.0.1:18080 --rps 4 --duration 60
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ class LoadGenerator:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m canary.loadgen")
+    parser = argparse.ArgumentParser(prog="python -m canary.devtools.loadgen")
     parser.add_argument("--url", default="http://127.0.0.1:18080")
     parser.add_argument("--rps", type=float, default=4.0)
     parser.add_argument("--duration", type=float, default=60.0)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from canary.policy import WEEKDAYS, Policy
+from canary.decisions.policy import WEEKDAYS, Policy
 
 
 @dataclass(frozen=True)

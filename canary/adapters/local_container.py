@@ -7,6 +7,7 @@ tmpfs /tmp, all capabilities dropped, no-new-privileges, the image's non-root us
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -24,6 +25,13 @@ class RunOptions:
     health_start_period_s: int = 120
     env: tuple[tuple[str, str], ...] = ()
     gpus: str = ""  # docker --gpus value ("all", "device=0"); empty: CPU only
+
+
+def free_local_port() -> int:
+    """A TCP port nothing listens on now, on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def container_name(version: str) -> str:

@@ -8,6 +8,7 @@ wheelhouse made here on the host (`build/wheelhouse/`), the model from
 from __future__ import annotations
 
 import collections
+import json
 import os
 import re
 import subprocess
@@ -179,6 +180,10 @@ def build_image(repo_root: Path, version: str, tag: str, base_image: str = DEFAU
         return iidfile.read_text().strip()
 
 
+def image_tag(version: str, registry_address: str | None, repository: str = "tts") -> str:
+    return f"{registry_address.rstrip('/')}/{repository}:{version}" if registry_address else f"tts:{version}"
+
+
 def tag_image(source: str, target: str) -> None:
     result = subprocess.run(["docker", "tag", source, target], capture_output=True, text=True)
     if result.returncode != 0:
@@ -196,3 +201,20 @@ def push_image(local_tag: str, target: str) -> str:
         raise ImageBuildError(f"docker push {target} failed: {result.stderr.strip()[-500:]}")
     match = re.search(r"digest: (sha256:[0-9a-f]{64})", result.stdout)
     return match.group(1) if match else ""
+
+
+def pull_image(image: str) -> None:
+    """`docker pull image`; ImageBuildError naming it when the registry does not give it."""
+    pulled = subprocess.run(["docker", "pull", image], capture_output=True, text=True)
+    if pulled.returncode != 0:
+        raise ImageBuildError(f"cannot pull {image}: {pulled.stderr.strip()}")
+
+
+def local_image_labels(image: str) -> tuple[str, dict[str, str]] | None:
+    """(image ID, labels) of `image` in the local engine; None when it is not there."""
+    found = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}} {{json .Config.Labels}}", image],
+                           capture_output=True, text=True)
+    if found.returncode != 0:
+        return None
+    image_id, _, labels = found.stdout.strip().partition(" ")
+    return image_id, json.loads(labels) or {}

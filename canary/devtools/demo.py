@@ -12,15 +12,17 @@ import os
 import sys
 from pathlib import Path
 
-from canary import fleet as fleet_ops
-from canary import images, sandbox
-from canary.cli import REPO_ROOT, SANDBOX_INVENTORY
-from canary.inventory import load_fleet
-from canary.loadgen import LoadGenerator
-from canary.release.commands import image_tag
-from canary.rollout.commands import controller_for, follow
-from canary.rollout.phases import EXIT_SUCCEEDED
-from canary.store import Store
+from canary import DEFAULT_INVENTORY as SANDBOX_INVENTORY
+from canary import REPO_ROOT
+from canary.adapters import fleet as fleet_ops
+from canary.adapters import images
+from canary.adapters.images import image_tag
+from canary.adapters.inventory import load_fleet
+from canary.adapters.store import Store
+from canary.decisions.phases import EXIT_SUCCEEDED
+from canary.devtools import sandbox
+from canary.devtools.loadgen import LoadGenerator
+from canary.rollout.production import controller_for, follow
 from models.recipe import build as build_model
 
 DEMO_POLICY = {"steps": [10, 50, 100], "dwell_s": 15, "min_requests": 20, "interval_s": 5,

@@ -1,87 +1,29 @@
-"""The rollout verbs of the `rollout` CLI: start, status, plan, abort, resume, tick, history, show."""
+"""The rollout verbs: start, plan, status, abort, resume, pause, promote, set-weight,
+rollback, tick, history, show."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from canary.inventory import Fleet, InventoryError, load_fleet
-from canary.policy import parse_policy
-from canary.rollout.adapters import AnsibleFleet, AnsibleProbe, AnsibleTraffic, HttpRegistry, SshAccessLog
+from canary.adapters.inventory import load_fleet
+from canary.adapters.store import Record, Store, StoreError
+from canary.cli.common import EXIT_ERROR, Subcommands, add_verb, parse_overrides
+from canary.decisions.inventory import InventoryError
+from canary.decisions.phases import Phase
+from canary.decisions.plan import plan_rollout, traffic_layout
+from canary.decisions.status import status_view
 from canary.rollout.controller import Controller, RolloutError
-from canary.rollout.phases import EXIT_CODES, EXIT_ERROR, Phase
-from canary.rollout.ports import SystemClock
-from canary.rollout.state import RolloutState, traffic_layout
-from canary.store import Record, Store, StoreError
+from canary.rollout.production import controller_for, follow, previous_version, state_path
 
 
-def state_path() -> Path:
-    base = os.environ.get("VOXFLEET_STATE_DIR") or Path.home() / ".local" / "state" / "voxfleet"
-    return Path(base) / "rollouts.db"
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """`--set dwell_s=30 --set steps=[10,100]`: values are YAML scalars or lists."""
-    overrides: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise RolloutError(f"--set {pair!r}: expected KEY=VALUE")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
-
-
-def build_controller(args: argparse.Namespace, log=print) -> Controller:
+def build_controller(args: argparse.Namespace) -> Controller:
     fleet = load_fleet(Path(args.inventory), parse_overrides(getattr(args, "set", [])))
-    return controller_for(fleet, Store(state_path()), log)
-
-
-def with_rollout_policy(fleet: Fleet, store: Store) -> Fleet:
-    """A rollout keeps the policy it started with (`--set` included): its notices,
-    health timeout and steps must not change because a later command or tick reads
-    the inventory again."""
-    active = store.active(str(fleet.source.resolve()))
-    if active is None or not active.state.get("policy"):
-        return fleet
-    return replace(fleet, policy=parse_policy(active.state["policy"]))
-
-
-def controller_for(fleet: Fleet, store: Store, log=print) -> Controller:
-    fleet = with_rollout_policy(fleet, store)
-    return Controller(fleet, store, AnsibleFleet(fleet), AnsibleTraffic(fleet), SshAccessLog(fleet),
-                      AnsibleProbe(fleet), HttpRegistry(fleet), SystemClock(), log=log)
-
-
-def follow(controller: Controller, record: Record) -> int:
-    """Tick until the rollout ends or pauses; Ctrl-C leaves it resumable."""
-    interrupted = {"flag": False}
-    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.update(flag=True))
-    try:
-        while not interrupted["flag"]:
-            before = record.revision
-            record = controller.tick() or controller.store.get(record.id)
-            phase = Phase(record.phase)
-            if phase.terminal or phase is Phase.PAUSED:
-                print(f"{record.id}: {phase.value} — {record.reason or ''}")
-                controller.notifier.flush()
-                return EXIT_CODES[phase]
-            if phase is Phase.TRAFFIC:
-                controller.clock.sleep(float(record.state["policy"]["interval_s"]))
-            elif record.revision == before:  # another process holds the tick: wait for it
-                controller.clock.sleep(1.0)
-        print(f"interrupted: {record.id} stays {record.phase}; continue with `rollout resume`")
-        return EXIT_ERROR
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    return controller_for(fleet, Store(state_path()))
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -92,10 +34,6 @@ def cmd_start(args: argparse.Namespace) -> int:
         print("detached: `rollout tick` (a timer) advances it; `rollout status -w` follows it")
         return 0
     return follow(controller, record)
-
-
-def _active_or_latest(controller: Controller) -> Record | None:
-    return controller.store.active(controller.fleet_key) or controller.store.latest(controller.fleet_key)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -152,14 +90,6 @@ def cmd_set_weight(args: argparse.Namespace) -> int:
     return 0
 
 
-def previous_version(store: Store, fleet_key: str) -> str | None:
-    """The version live before the last successful rollout on this fleet."""
-    for record in store.history(fleet_key, limit=None):
-        if record.result == "succeeded":
-            return record.stable_version or record.state.get("stable_version") or None
-    return None
-
-
 def cmd_rollback(args: argparse.Namespace) -> int:
     """Abort the active rollout; with none active, roll `--to` (default: the version
     before the last success) out again by the same safe path as any release."""
@@ -181,44 +111,6 @@ def cmd_abort(args: argparse.Namespace) -> int:
     record = controller.abort(args.reason)
     print(f"{record.id}: traffic is off {record.version}; rolling back")
     return follow(controller, record)
-
-
-def status_view(record: Record, now: float) -> dict[str, Any]:
-    state = RolloutState.from_dict(record.state)
-    servers, share = traffic_layout(state)
-    evidence = state.last_verdict or {}
-    verdict = evidence.get("verdict", {})
-    view = {
-        "id": record.id, "version": record.version, "stable_version": state.stable_version,
-        "phase": record.phase, "result": record.result, "reason": record.reason,
-        "step": state.step_index + 1 if state.step_index >= 0 else None, "steps": state.steps,
-        "weight_set": state.weight_set, "weight_live": state.weight_live,
-        "canary_hosts": state.canary_hosts, "new_version_hosts": state.new_hosts,
-        "lb_servers": [{"address": s.address, "version": s.version, "weight": s.weight, "state": s.state}
-                       for s in servers],
-        "last_verdict": verdict or None, "last_decision": evidence.get("decision"),
-        "started_at": record.started_at, "updated_at": record.updated_at, "ended_at": record.ended_at,
-    }
-    view["estimate"] = _estimate(state, verdict, now)
-    return view
-
-
-def _estimate(state: RolloutState, verdict: dict[str, Any], now: float) -> str:
-    if state.phase is not Phase.TRAFFIC or not state.step_started_at:
-        return ""
-    policy = state.policy
-    elapsed = max(now - state.step_started_at, 1.0)
-    canary_n = verdict.get("canary_n", 0)
-    rate = canary_n / elapsed
-    need = max(policy["min_requests"] - canary_n, 0)
-    dwell_left = max(policy["dwell_s"] - elapsed, 0)
-    if need and rate <= 0:
-        return f"waiting for canary requests ({canary_n}/{policy['min_requests']}); none yet"
-    wait = max(dwell_left, need / rate if need else 0)
-    steps_left = len(state.steps) - state.step_index - 1
-    per_step = max(policy["dwell_s"], policy["min_requests"] / rate if rate else 0)
-    return (f"this step ~{wait:.0f}s more ({canary_n}/{policy['min_requests']} canary requests at "
-            f"{rate:.1f}/s), then {steps_left} step(s) of ~{per_step:.0f}s and promotion")
 
 
 def print_status(view: dict[str, Any]) -> None:
@@ -288,8 +180,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     fleet = load_fleet(Path(args.inventory), parse_overrides(args.set))
-    from canary.rollout.state import plan_rollout
-
     state = plan_rollout(fleet, fleet.policy, "plan", args.version, stable_version="(current)")
     state.new_hosts = list(state.canary_hosts)
     print(f"plan for {args.version} on {fleet.source} (changes nothing)")
@@ -345,48 +235,36 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, inventory_default: str) -> None:
-    def add(name: str, func, help_text: str, version: bool = False, policy: bool = False) -> argparse.ArgumentParser:
-        parser = sub.add_parser(name, help=help_text)
-        if version:
-            parser.add_argument("version")
-        parser.add_argument("-i", "--inventory", default=inventory_default)
-        if policy:
-            parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                                help="override a rollout_policy value, e.g. --set dwell_s=30")
-        parser.set_defaults(func=func)
-        return parser
-
-    start = add("start", cmd_start, "roll a published version out: canary, judge, promote or roll back",
-                version=True, policy=True)
+def register(sub: Subcommands) -> None:
+    start = add_verb(sub, "start", cmd_start, "roll a published version out: canary, judge, promote or roll back",
+                     version=True, policy=True)
     start.add_argument("--detach", action="store_true", help="leave the rollout to `rollout tick`")
-    add("plan", cmd_plan, "show what start would do, changing nothing", version=True, policy=True)
-    status = add("status", cmd_status, "where the rollout stands")
+    add_verb(sub, "plan", cmd_plan, "show what start would do, changing nothing", version=True, policy=True)
+    status = add_verb(sub, "status", cmd_status, "where the rollout stands")
     status.add_argument("-w", "--watch", action="store_true")
     status.add_argument("--json", action="store_true")
     status.add_argument("--markdown", action="store_true", help="a report for a CI job summary")
-    abort = add("abort", cmd_abort, "traffic off the new version now, then roll back")
+    abort = add_verb(sub, "abort", cmd_abort, "traffic off the new version now, then roll back")
     abort.add_argument("--reason", default="operator abort")
-    resume = add("resume", cmd_resume, "continue the active rollout (after a crash, or a pause)")
+    resume = add_verb(sub, "resume", cmd_resume, "continue the active rollout (after a crash, or a pause)")
     resume.add_argument("--reason", default="operator resume")
     resume.add_argument("--detach", action="store_true", help="record the resume and leave the rollout to ticks")
-    pause = add("pause", cmd_pause, "hold the rollout where it is (traffic stays as it is)")
+    pause = add_verb(sub, "pause", cmd_pause, "hold the rollout where it is (traffic stays as it is)")
     pause.add_argument("--reason", default="operator pause")
-    promote = add("promote", cmd_promote, "skip the current step's wait (--full: all remaining steps now)")
+    promote = add_verb(sub, "promote", cmd_promote, "skip the current step's wait (--full: all remaining steps now)")
     promote.add_argument("--full", action="store_true")
     promote.add_argument("--reason", default="operator promote")
-    weight = add("set-weight", cmd_set_weight, "manual mode: hold the new version at N%% of traffic")
+    weight = add_verb(sub, "set-weight", cmd_set_weight, "manual mode: hold the new version at N%% of traffic")
     weight.add_argument("percent", type=int)
     weight.add_argument("--reason", default="operator set-weight")
-    rollback = add("rollback", cmd_rollback, "abort the active rollout, or roll a previous version out again",
-                   policy=True)
+    rollback = add_verb(sub, "rollback", cmd_rollback,
+                        "abort the active rollout, or roll a previous version out again", policy=True)
     rollback.add_argument("--to", help="version to put back (default: the one before the last success)")
     rollback.add_argument("--reason", default="operator rollback")
-    tick = add("tick", cmd_tick, "advance every active rollout by one reconcile, then exit (for timers)")
+    tick = add_verb(sub, "tick", cmd_tick, "advance every active rollout by one reconcile, then exit (for timers)")
     tick.set_defaults(inventory=None)
-    history = add("history", cmd_history, "past rollouts")
+    history = add_verb(sub, "history", cmd_history, "past rollouts")
     history.add_argument("--json", action="store_true")
     history.add_argument("--limit", type=int, default=50)
-    show = sub.add_parser("show", help="one rollout's full story (JSON)")
+    show = add_verb(sub, "show", cmd_show, "one rollout's full story (JSON)", inventory=False)
     show.add_argument("rollout_id")
-    show.set_defaults(func=cmd_show)

@@ -1,22 +1,19 @@
-"""The operator's inventory, read the way Ansible reads it, and checked before anything acts.
+"""The operator's inventory as the controller sees it, checked before anything acts (pure).
 
-`ansible-inventory --list` does the parsing (YAML or INI, group_vars, host_vars), so
-the controller sees exactly what the playbooks will see. `check_fleet` then names each
-mistake: unknown keys in our namespaces, duplicate addresses, a missing LB group, no
-canary-eligible host, a bad policy value.
+`canary.adapters.inventory` reads it with `ansible-inventory --list` (so the controller
+sees exactly what the playbooks will see); `check_fleet` turns that data into a `Fleet`
+or names each mistake: unknown keys in our namespaces, duplicate addresses, a missing
+LB group, no canary-eligible host, a bad policy value.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from canary.policy import Policy, PolicyError, parse_policy
+from canary.decisions.policy import Policy, PolicyError, parse_policy
 
 NODE_GROUP, LB_GROUP = "tts_nodes", "lb"
 KNOWN_HOST_VARS = ("tts_upstream_address", "tts_gpu_count", "tts_gpu_type", "tts_canary_eligible")
@@ -61,18 +58,6 @@ class Fleet:
         return f"{self.registry_push if for_push else self.registry}/{self.repository}:{version}"
 
 
-def ansible_inventory_list(source: Path) -> dict[str, Any]:
-    binary = Path(sys.executable).with_name("ansible-inventory")
-    cmd = [str(binary) if binary.exists() else "ansible-inventory", "-i", str(source), "--list"]
-    # stdin from /dev/null: Ansible refuses a non-blocking stdin, which any ssh sharing
-    # ours (a timer's overlapping ticks) may leave behind.
-    result = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if result.returncode != 0 or "[WARNING]: Unable to parse" in result.stderr:
-        detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
-        raise InventoryError(source, [f"ansible-inventory cannot parse it: {' '.join(detail[-3:])}"])
-    return json.loads(result.stdout)
-
-
 def _group_hosts(data: dict[str, Any], group: str) -> list[str]:
     hosts = list(data.get(group, {}).get("hosts", []))
     for child in data.get(group, {}).get("children", []):
@@ -83,16 +68,6 @@ def _group_hosts(data: dict[str, Any], group: str) -> list[str]:
 def _unknown(key: str, known: tuple[str, ...], where: str) -> str:
     close = difflib.get_close_matches(key, known, n=1)
     return f"{where}: unknown key {key}" + (f" (did you mean {close[0]}?)" if close else "")
-
-
-def load_fleet(source: Path | str, policy_overrides: dict[str, Any] | None = None) -> Fleet:
-    """Read and check the inventory at `source`; raise InventoryError listing every problem."""
-    source = Path(source)
-    if not source.exists():
-        raise InventoryError(source, ["does not exist (for the sandbox, run `rollout sandbox up` first)"])
-    data = ansible_inventory_list(source)
-    hostvars: dict[str, dict[str, Any]] = data.get("_meta", {}).get("hostvars", {})
-    return check_fleet(source, data, hostvars, policy_overrides)
 
 
 def check_fleet(source: Path, data: dict[str, Any], hostvars: dict[str, dict[str, Any]],

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from canary.inventory import Fleet
-from canary.rollout.state import RolloutState
+from canary.decisions.inventory import Fleet
+from canary.decisions.plan import RolloutState
 
 WAY_OUT = "put the inventory back and `rollout resume`, or `rollout abort` to roll back on the hosts still listed"
 

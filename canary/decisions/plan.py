@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from canary.inventory import Fleet
-from canary.policy import Policy
-from canary.rollout.phases import Phase
-from canary.traffic import UpstreamServer, upstream_servers
+from canary.decisions.inventory import Fleet
+from canary.decisions.phases import Phase
+from canary.decisions.policy import Policy
+from canary.decisions.traffic import UpstreamServer, upstream_servers
 
 
 @dataclass

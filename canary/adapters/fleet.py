@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
-from canary.inventory import Fleet
-from canary.playbook_runner import PlaybookResult, PlaybookRun, ProgressEvent, run_playbook
-from canary.traffic import UpstreamServer, upstream_servers
+from canary.adapters.ansible import PlaybookResult, PlaybookRun, ProgressEvent, run_playbook
+from canary.decisions.fleet_state import NodeState
+from canary.decisions.inventory import Fleet
+from canary.decisions.traffic import UpstreamServer, upstream_servers
 
 
 class FleetError(RuntimeError):
@@ -22,44 +23,6 @@ class FleetError(RuntimeError):
     def __init__(self, action: str, result: PlaybookResult) -> None:
         super().__init__(f"{action} failed:\n{result.describe()}")
         self.result = result
-
-
-@dataclass(frozen=True)
-class NodeState:
-    host: str
-    version: str | None
-    image: str | None
-    image_digest: str | None
-    model_sha256: str | None
-    git_revision: str | None
-    container_state: str | None
-    health: str | None
-    started_at: str | None
-    gpus: int
-    previous_image: str | None
-    served: dict[str, Any] | None = None  # the service's own /version answer (None: not asked)
-
-    @classmethod
-    def from_report(cls, host: str, report: dict[str, Any], served: dict[str, Any] | None = None) -> NodeState:
-        def text(key: str) -> str | None:
-            value = report.get(key)
-            return str(value) if value not in (None, "") else None
-
-        gpus = report.get("gpus") or 0
-        return cls(host, text("version"), text("image"), text("image_digest"), text("model_sha256"),
-                   text("git_revision"), text("container_state"), text("health"), text("started_at"),
-                   int(gpus) if str(gpus).isdigit() else 0, text("previous_image"), served)
-
-    def disagreements(self) -> list[str]:
-        """Where the service's /version contradicts the image labels (a mixed-up deploy)."""
-        if not self.served or "error" in self.served:
-            return []
-        pairs = [("version", self.version, self.served.get("model_version")),
-                 ("git revision", self.git_revision, self.served.get("git_revision"))]
-        if self.served.get("model_source") != "uri":  # a fetched model is not the one the label names
-            pairs.append(("model sha256", self.model_sha256, self.served.get("model_sha256")))
-        return [f"{what}: labels say {label}, /version says {said}" for what, label, said in pairs
-                if label and said and label != said]
 
 
 Progress = Callable[[ProgressEvent], None]

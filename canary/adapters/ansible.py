@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from canary import REPO_ROOT
+
 SECRET_ENV_PREFIX = "VOXFLEET_SECRET_"
 REDACTED = "********"
 

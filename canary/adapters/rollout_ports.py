@@ -1,0 +1,70 @@
+"""The controller's ports (canary.rollout.ports) on the real fleet: playbooks through
+Ansible for hosts, LB weights and golden prompts; the registry's HTTP API. The LB's
+access log is read by `canary.adapters.lb_log`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from canary.adapters import fleet as fleet_ops
+from canary.adapters import registry
+from canary.adapters.ansible import PlaybookRun, run_playbook
+from canary.adapters.fleet import FleetError
+from canary.adapters.images import REVISION_LABEL
+from canary.decisions.fleet_state import NodeState
+from canary.decisions.inventory import Fleet
+from canary.decisions.traffic import UpstreamServer
+
+ACCESS_LOG = "/var/log/nginx/tts_access.json"
+MAX_READ_BYTES = 32 * 1024 * 1024
+
+
+class AnsibleFleet:
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def states(self) -> dict[str, NodeState]:
+        return fleet_ops.facts(self.fleet, strict=True)
+
+    def deploy(self, version: str, hosts: list[str], pull_only: bool = False) -> None:
+        fleet_ops.deploy(self.fleet, version, hosts, pull_only=pull_only)
+
+
+class AnsibleTraffic:
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def apply(self, servers: list[UpstreamServer], canary_percent: int) -> str:
+        result = fleet_ops.set_servers(self.fleet, servers, canary_percent)
+        reports = [h.facts.get("nginx_lb_report", {}) for h in result.hosts.values()]
+        return next((str(r.get("config_sha256", "")) for r in reports if r), "")
+
+
+class AnsibleProbe:
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def golden(self, hosts: list[str]) -> dict[str, list[dict[str, Any]]]:
+        run = PlaybookRun("playbooks/probe.yml", self.fleet.source, extravars={"probe_hosts": ",".join(hosts)},
+                          timeout_s=600)
+        result = run_playbook(run)
+        if not result.ok:
+            raise FleetError("golden prompts", result)
+        return {h: list(r.facts.get("golden_report", [])) for h, r in result.hosts.items()}
+
+
+class HttpRegistry:
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def digest(self, version: str) -> str | None:
+        return registry.tag_digest(self.fleet.registry_push, self.fleet.repository, version)
+
+    def revision(self, version: str) -> str:
+        """Informational (history's git revision): an image whose labels cannot be read
+        (an index, a registry quirk) still rolls out."""
+        try:
+            config = registry.image_config(self.fleet.registry_push, self.fleet.repository, version)
+        except (registry.RegistryError, ValueError):
+            return ""
+        return config.labels.get(REVISION_LABEL, "") if config else ""

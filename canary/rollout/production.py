@@ -1,0 +1,71 @@
+"""The controller wired to a real fleet: where its state lives, the production adapters
+behind its ports, and the foreground loop that follows a rollout to its end."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from canary.adapters.lb_log import SshAccessLog
+from canary.adapters.rollout_ports import AnsibleFleet, AnsibleProbe, AnsibleTraffic, HttpRegistry
+from canary.adapters.store import Record, Store
+from canary.decisions.inventory import Fleet
+from canary.decisions.phases import EXIT_CODES, EXIT_ERROR, Phase
+from canary.decisions.policy import parse_policy
+from canary.rollout.controller import Controller
+from canary.rollout.ports import SystemClock
+
+
+def state_path() -> Path:
+    base = os.environ.get("VOXFLEET_STATE_DIR") or Path.home() / ".local" / "state" / "voxfleet"
+    return Path(base) / "rollouts.db"
+
+
+def with_rollout_policy(fleet: Fleet, store: Store) -> Fleet:
+    """A rollout keeps the policy it started with (`--set` included): its notices,
+    health timeout and steps must not change because a later command or tick reads
+    the inventory again."""
+    active = store.active(str(fleet.source.resolve()))
+    if active is None or not active.state.get("policy"):
+        return fleet
+    return replace(fleet, policy=parse_policy(active.state["policy"]))
+
+
+def controller_for(fleet: Fleet, store: Store, log: Callable[[str], None] = print) -> Controller:
+    fleet = with_rollout_policy(fleet, store)
+    return Controller(fleet, store, AnsibleFleet(fleet), AnsibleTraffic(fleet), SshAccessLog(fleet),
+                      AnsibleProbe(fleet), HttpRegistry(fleet), SystemClock(), log=log)
+
+
+def follow(controller: Controller, record: Record) -> int:
+    """Tick until the rollout ends or pauses; Ctrl-C leaves it resumable."""
+    interrupted = {"flag": False}
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.update(flag=True))
+    try:
+        while not interrupted["flag"]:
+            before = record.revision
+            record = controller.tick() or controller.store.get(record.id)
+            phase = Phase(record.phase)
+            if phase.terminal or phase is Phase.PAUSED:
+                print(f"{record.id}: {phase.value} — {record.reason or ''}")
+                controller.notifier.flush()
+                return EXIT_CODES[phase]
+            if phase is Phase.TRAFFIC:
+                controller.clock.sleep(float(record.state["policy"]["interval_s"]))
+            elif record.revision == before:  # another process holds the tick: wait for it
+                controller.clock.sleep(1.0)
+        print(f"interrupted: {record.id} stays {record.phase}; continue with `rollout resume`")
+        return EXIT_ERROR
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def previous_version(store: Store, fleet_key: str) -> str | None:
+    """The version live before the last successful rollout on this fleet."""
+    for record in store.history(fleet_key, limit=None):
+        if record.result == "succeeded":
+            return record.stable_version or record.state.get("stable_version") or None
+    return None
