@@ -55,7 +55,7 @@ test-unit: setup
 	$(PY) -m pytest -q tests/unit
 
 test-integration: models
-	$(PY) -m pytest -q tests/integration -m "not docker"
+	$(PY) -m pytest -q tests/integration -m "not docker and not sandbox"
 
 test-docker: models
 	$(PY) -m pytest -q -m docker

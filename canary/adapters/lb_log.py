@@ -1,9 +1,25 @@
-"""The LB's JSON access log, read since a cursor over the inventory's SSH settings."""
+"""An LB's JSON access log, read since a cursor, following log rotation.
+
+The reader runs one small Python program on the LB per read (`READ_PROGRAM`): it opens
+the log and, when the cursor points at a file that has since been rotated away, the
+rotated file (`<log>.1`), and returns the bytes after the cursor from each, with each
+file's identity (device and inode) taken from the open file itself. So a rotation
+between two reads, or during one, neither loses nor repeats a line: the rest of the
+rotated file is read first, then the new file from its start. The reader stays on the
+rotated file until the new one has lines (nginx writes to the old file until it has
+reopened its logs).
+
+How the program reaches the LB is the `run` callable's business (`RemoteRun`: a shell
+command in, its standard output out); `ssh_run` is the production one.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import shlex
 import subprocess
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -11,72 +27,134 @@ from canary.decisions.access_log import LogCursor, Request, parse_lines, split_c
 from canary.decisions.inventory import Fleet
 
 ACCESS_LOG = "/var/log/nginx/tts_access.json"
-MAX_READ_BYTES = 32 * 1024 * 1024
+MAX_READ_BYTES = 8 * 1024 * 1024  # per read; the rest comes with the next one
+RemoteRun = Callable[[str], bytes]
+
+# Runs on the LB (python3 is there: Ansible needs it). Argument: JSON {path, generation,
+# offset, max}. Output: JSON {current: generation, size, segments: [{generation, start, data}]}.
+READ_PROGRAM = r"""
+import base64, json, os, sys
+args = json.loads(sys.argv[1])
+budget = args["max"]
+def ident(fd):
+    st = os.fstat(fd)
+    return "%d:%d" % (st.st_dev, st.st_ino), st.st_size
+def opened(path):
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+segments = []
+def take(fd, generation, start):
+    global budget
+    os.lseek(fd, start, 0)
+    data = os.read(fd, budget) if budget > 0 else b""
+    budget -= len(data)
+    segments.append({"generation": generation, "start": start, "data": base64.b64encode(data).decode()})
+    return start + len(data)
+cur = opened(args["path"])
+current, size = ident(cur) if cur is not None else ("", 0)
+if args["generation"] and args["generation"] != current:
+    old = opened(args["path"] + ".1")
+    if old is not None:
+        generation, old_size = ident(old)
+        if generation == args["generation"]:
+            end = take(old, generation, min(args["offset"], old_size))
+            if end < old_size or size == 0:
+                current = ""  # not done with the rotated file yet
+if cur is not None and current:
+    start = args["offset"] if current == args["generation"] and args["offset"] <= size else 0
+    take(cur, current, start)
+print(json.dumps({"current": current, "size": size, "segments": segments}))
+"""
 
 
-class SshAccessLog:
-    """Reads the LB's JSON access log since a cursor, over the inventory's SSH settings."""
+class AccessLogReader:
+    """The MetricsPort's reads (`cursor`, `read`) of one LB's access log.
 
-    def __init__(self, fleet: Fleet, path: str = ACCESS_LOG) -> None:
-        self.fleet, self.path = fleet, path
-        host = fleet.lbs[0]
-        hv = fleet.hostvars.get(host, {})
-        key = str(hv.get("ansible_ssh_private_key_file", "")).replace("{{ inventory_dir }}", str(
-            fleet.source if fleet.source.is_dir() else fleet.source.parent))
-        self.ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
-                    "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
-                    "-p", str(hv.get("ansible_port", 22))]
-        if key:
-            self.ssh += ["-i", key]
-        self.ssh.append(f"{hv.get('ansible_user', 'root')}@{hv.get('ansible_host', host)}")
-        self.host = host
+    `resolve()` maps what nginx logs as an upstream (`ip:port`) to the inventory's
+    `name:port`; attempts to any other address keep theirs."""
+
+    def __init__(self, host: str, run: RemoteRun, resolve: Callable[[], dict[str, str]] | None = None,
+                 path: str = ACCESS_LOG, max_read_bytes: int = MAX_READ_BYTES) -> None:
+        self.host, self.run, self.path, self.max_read_bytes = host, run, path, max_read_bytes
+        self._resolve = resolve
         self._addresses: dict[str, str] | None = None
 
-    def _remote(self, command: str) -> bytes:
-        # stdin from /dev/null: ssh would otherwise make the stdin it shares with us non-blocking
-        result = subprocess.run([*self.ssh, command], capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-        if result.returncode != 0:
-            raise OSError(f"LB {self.host}: reading {self.path} failed: {result.stderr.decode(errors='replace').strip()}")
-        return result.stdout
-
-    def _stat(self) -> tuple[str, int]:
-        out = self._remote(f"stat -c '%i %s' {shlex.quote(self.path)} 2>/dev/null || echo '0 0'").split()
-        return out[0].decode(), int(out[1])
-
-    def cursor(self) -> dict[str, Any]:
-        generation, size = self._stat()
-        return {"generation": generation, "offset": size}
-
-    def _address_map(self) -> dict[str, str]:
-        """Logged `ip:port` → inventory `name:port`. nginx logs the address it resolved, so
-        names are resolved on the LB itself, the way nginx resolved them."""
-        if self._addresses is None:
-            names = sorted({n.upstream.rsplit(":", 1)[0] for n in self.fleet.nodes})
-            out = self._remote("getent hosts " + " ".join(shlex.quote(n) for n in names) + " || true").decode()
-            resolved: dict[str, str] = {}
-            for line in out.splitlines():
-                ip, *aliases = line.split()
-                for alias in aliases:
-                    resolved.setdefault(alias, ip)
-            self._addresses = {}
-            for node in self.fleet.nodes:
-                host, port = node.upstream.rsplit(":", 1)
-                self._addresses[f"{resolved.get(host, host)}:{port}"] = node.upstream
+    @property
+    def addresses(self) -> dict[str, str]:
+        if self._addresses is None:  # once per reader, at its first read
+            self._addresses = self._resolve() if self._resolve else {}
         return self._addresses
 
+    def _read(self, cursor: LogCursor, max_bytes: int) -> dict[str, Any]:
+        args = json.dumps({"path": self.path, "generation": cursor.generation, "offset": cursor.offset,
+                           "max": max_bytes})
+        out = self.run(f"python3 -c {shlex.quote(READ_PROGRAM)} {shlex.quote(args)}")
+        try:
+            return dict(json.loads(out))
+        except ValueError as exc:
+            raise OSError(f"LB {self.host}: reading {self.path} gave no answer: {out[:200]!r}") from exc
+
+    def cursor(self) -> dict[str, Any]:
+        """The end of the log now: a later `read` returns only what is logged after it."""
+        answer = self._read(LogCursor(), 0)
+        return {"generation": answer["current"], "offset": answer["size"]}
+
     def read(self, cursor: dict[str, Any]) -> tuple[list[Request], dict[str, Any]]:
-        generation, size = self._stat()
-        start = LogCursor(**cursor) if cursor else LogCursor(generation=generation, offset=0)
-        offset = start.offset if start.generation == generation and start.offset <= size else 0  # rotated
+        """API requests logged since `cursor` (all of the current log for an empty one)."""
+        position = LogCursor(**cursor) if cursor else LogCursor()
+        answer = self._read(position, self.max_read_bytes)
         requests: list[Request] = []
-        names = self._address_map()
-        while offset < size:  # in bounded chunks, to the end of what is logged now
-            chunk = self._remote(f"tail -c +{offset + 1} {shlex.quote(self.path)} | head -c {MAX_READ_BYTES}")
-            lines, consumed = split_complete(chunk)
-            if consumed == 0:
-                break  # only a partial line so far
+        for segment in answer["segments"]:
+            lines, consumed = split_complete(base64.b64decode(segment["data"]))
             parsed, _malformed = parse_lines(lines)
-            requests += [replace(r, attempts=tuple(replace(a, address=names.get(a.address, a.address))
+            requests += [replace(r, attempts=tuple(replace(a, address=self.addresses.get(a.address, a.address))
                                                    for a in r.attempts)) for r in parsed]
-            offset += consumed
-        return requests, {"generation": generation, "offset": offset}
+            position = LogCursor(segment["generation"], segment["start"] + consumed)
+        return requests, {"generation": position.generation, "offset": position.offset}
+
+
+def ssh_run(fleet: Fleet, host: str) -> RemoteRun:
+    """Run a shell command on `host` over SSH with the inventory's user, port and key."""
+    hv = fleet.hostvars.get(host, {})
+    key = str(hv.get("ansible_ssh_private_key_file", "")).replace("{{ inventory_dir }}", str(
+        fleet.source if fleet.source.is_dir() else fleet.source.parent))
+    ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
+           "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
+           "-p", str(hv.get("ansible_port", 22))]
+    if key:
+        ssh += ["-i", key]
+    ssh.append(f"{hv.get('ansible_user', 'root')}@{hv.get('ansible_host', host)}")
+
+    def run(command: str) -> bytes:
+        # stdin from /dev/null: ssh would otherwise make the stdin it shares with us non-blocking
+        result = subprocess.run([*ssh, command], capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            raise OSError(f"LB {host}: {result.stderr.decode(errors='replace').strip()}")
+        return result.stdout
+    return run
+
+
+def resolved_addresses(fleet: Fleet, run: RemoteRun) -> dict[str, str]:
+    """Logged `ip:port` → inventory `name:port`. nginx logs the address it resolved, so
+    names are resolved on the LB itself, the way nginx resolved them."""
+    names = sorted({n.upstream.rsplit(":", 1)[0] for n in fleet.nodes})
+    out = run("getent hosts " + " ".join(shlex.quote(n) for n in names) + " || true").decode()
+    resolved: dict[str, str] = {}
+    for line in out.splitlines():
+        ip, *aliases = line.split()
+        for alias in aliases:
+            resolved.setdefault(alias, ip)
+    addresses = {}
+    for node in fleet.nodes:
+        name, port = node.upstream.rsplit(":", 1)
+        addresses[f"{resolved.get(name, name)}:{port}"] = node.upstream
+    return addresses
+
+
+def lb_access_log(fleet: Fleet) -> AccessLogReader:
+    """The reader of the fleet's first LB's log (every LB's: Part 4 of the roadmap)."""
+    host = fleet.lbs[0]
+    run = ssh_run(fleet, host)
+    return AccessLogReader(host, run, lambda: resolved_addresses(fleet, run))

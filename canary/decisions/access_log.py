@@ -7,14 +7,12 @@ request moved to another upstream group. Errors are judged per attempt, so a can
 attempt that failed counts against the canary even when the retry on stable gave the
 client a 200.
 
-Pure: no file access. The controller reads bytes from the log itself and uses
-LogCursor / split_complete to resume where it stopped.
+Pure: no file access. `canary.adapters.lb_log` reads the bytes and keeps the cursor.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -195,34 +193,10 @@ def split_complete(chunk: bytes) -> tuple[list[bytes], int]:
     return [line for line in lines if line.strip()], end + 1
 
 
-def file_generation(st: os.stat_result) -> str:
-    """Identifies one log file across renames: logrotate gives the new file a new inode."""
-    return f"{st.st_dev}:{st.st_ino}"
-
-
 @dataclass(frozen=True)
 class LogCursor:
-    """How far a reader got in which log file, so the next read is "since the last cursor".
-
-    Typical use:
-        st = os.stat(path); gen = file_generation(st)
-        start = cursor.resume_offset(gen, st.st_size)
-        chunk = read(path, start)            # bytes from `start` to the end
-        lines, used = split_complete(chunk)
-        cursor = LogCursor(gen, start + used)
-
-    Lines appended to a rotated-away file after the last read are not seen; the
-    analysis tolerates missing a few lines, not reading one twice.
-    """
+    """How far a reader got in which log file (`generation`: the file's device:inode, which
+    logrotate changes), so the next read is "since the last cursor"."""
 
     generation: str = ""
     offset: int = 0
-
-    def resume_offset(self, generation: str, size: int) -> int:
-        """Byte offset to read from: ours if it is the same file and it did not shrink, else 0."""
-        if generation != self.generation or size < self.offset:
-            return 0  # rotated (new inode) or truncated in place (copytruncate)
-        return self.offset
-
-    def advanced(self, generation: str, start: int, consumed: int) -> LogCursor:
-        return LogCursor(generation, start + consumed)

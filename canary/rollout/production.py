@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from canary.adapters.lb_log import SshAccessLog
+from canary.adapters.lb_log import lb_access_log
 from canary.adapters.rollout_ports import AnsibleFleet, AnsibleProbe, AnsibleTraffic, HttpRegistry
 from canary.adapters.store import Record, Store
 from canary.decisions.inventory import Fleet
@@ -36,7 +36,7 @@ def with_rollout_policy(fleet: Fleet, store: Store) -> Fleet:
 
 def controller_for(fleet: Fleet, store: Store, log: Callable[[str], None] = print) -> Controller:
     fleet = with_rollout_policy(fleet, store)
-    return Controller(fleet, store, AnsibleFleet(fleet), AnsibleTraffic(fleet), SshAccessLog(fleet),
+    return Controller(fleet, store, AnsibleFleet(fleet), AnsibleTraffic(fleet), lb_access_log(fleet),
                       AnsibleProbe(fleet), HttpRegistry(fleet), SystemClock(), log=log)
 
 

@@ -11,7 +11,8 @@ same request gives the same samples.
 
 Test-only variants (never shipped) are expressed in the weights and config that
 `models.recipe` writes: zero output gain (silent), a NaN weight, redundant
-refinement passes (slow), a share of calls that fail once past its first few (flaky).
+refinement passes (slow), a share of calls that fail once past its first few (flaky),
+or that answer with silence past them (mute).
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class DemoEngine:
         self.refine_passes = int(cfg.get("refine_passes", 0))
         self.fail_share = float(cfg.get("fail_share", 0.0))
         self.fail_after = int(cfg.get("fail_after", 0))
+        self.fail_mode = str(cfg.get("fail_mode", "error"))  # error: raise; silence: return zeros
         self._calls = 0
         self.voice_table: dict[str, tuple[float, float]] = {
             name: (float(v[0]), float(v[1])) for name, v in (cfg.get("voice_table") or {}).items()
@@ -138,6 +140,9 @@ class DemoEngine:
         digest = hashlib.sha256(f"{text}\0{voice}\0{speed:.4f}".encode()).digest()
         self._calls += 1
         if self._degraded():
+            if self.fail_mode == "silence":
+                return np.zeros(int(self.sample_rate * max(len(text), 1) / (self.chars_per_second * speed)),
+                                dtype=np.float32)
             raise EngineError("demo engine: synthesis failed (flaky variant)")
         seed = int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
         with torch.inference_mode():

@@ -118,8 +118,7 @@ def lb(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest)
     hostvars = inventory["_meta"]["hostvars"]
     lb_hosts = inventory.get("lb", {}).get("hosts", [])
     nodes = inventory.get("tts_nodes", {}).get("hosts", [])
-    if not lb_hosts or len(nodes) < 3:
-        pytest.skip(f"{INVENTORY} needs an lb host and 3 tts_nodes (rollout sandbox up --hosts 3)")
+    assert lb_hosts and len(nodes) >= 3, f"{INVENTORY} needs an lb host and 3 tts_nodes (rollout sandbox up --hosts 3)"
     host = lb_hosts[0]
     lb = LB(host, int(hostvars[host]["sandbox_http_port"]),
             [hostvars[n]["tts_upstream_address"] for n in sorted(nodes)[:3]], tmp_path_factory.mktemp("nginx_lb"))
@@ -127,8 +126,8 @@ def lb(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest)
         urllib.request.urlopen(f"http://127.0.0.1:{lb.http_port}/", timeout=5)
     except urllib.error.HTTPError:
         pass  # nginx answered
-    except OSError as err:
-        pytest.skip(f"the sandbox LB does not answer on 127.0.0.1:{lb.http_port} ({err}): is the sandbox up?")
+    except OSError as err:  # a broken LB is what these tests exist to catch: a failure, never a skip
+        pytest.fail(f"the sandbox LB does not answer on 127.0.0.1:{lb.http_port} ({err})")
     lb.module("ansible.builtin.command", f"cp -p {CONF} {SAVED}")
     yield lb
     lb.module("ansible.builtin.command", f"cp -p {SAVED} {CONF}")

@@ -184,6 +184,29 @@ def test_engine_failures_are_server_errors_and_serving_goes_on(start_server):
     assert all(decode(r.content)[1] == 44_100 for r in responses if r.status_code == 200)
 
 
+def test_synthesis_past_the_request_timeout_is_a_504_and_serving_goes_on(start_server):
+    slow = start_server("v1.3.0-slow", TTS_UI="0", TTS_REQUEST_TIMEOUT_S="1")
+    timed_out = speak(slow, input="A long answer that takes the slow model many seconds. " * 12)
+    assert timed_out.status_code == 504, timed_out.text
+    error = timed_out.json()["error"]
+    assert (error["code"], error["type"]) == ("timeout", "server_error") and "1s" in error["message"]
+    assert timed_out.headers["x-model-version"] == "v1.3.0-slow"
+    assert httpx.get(slow.url + "/readyz", timeout=5).status_code == 200
+    metrics = httpx.get(slow.url + "/metrics").text
+    assert 'tts_requests_total{route="speech",status="504"} 1.0' in metrics
+
+
+def test_audio_that_fails_the_hard_checks_is_a_500_never_a_200(start_server):
+    mute = start_server("v1.3.0-mute", TTS_UI="0")  # spoke through its warm-up, silent since
+    responses = [speak(mute, input=f"Request number {i}.") for i in range(3)]
+    assert [r.status_code for r in responses] == [500, 500, 500]
+    error = responses[0].json()["error"]
+    assert error["code"] == "bad_audio" and "silence_share" in error["message"]
+    assert "synthesized audio failed checks" in mute.log()
+    metrics = httpx.get(mute.url + "/metrics").text
+    assert 'tts_requests_total{route="speech",status="500"} 3.0' in metrics
+
+
 def run_server_until_exit(model_dir: Path) -> subprocess.CompletedProcess:
     env = {"MODEL_DIR": str(model_dir), "PORT": str(free_port()), "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     return subprocess.run([sys.executable, "-m", "service"], env=env, cwd=REPO, capture_output=True,

@@ -19,7 +19,7 @@ def world(tmp_path):
     fleet = make_fleet(tmp_path)
     store = Store(tmp_path / "state.db")
 
-    def controller() -> Controller:  # a fresh process: nothing in memory
-        return Controller(fleet, store, sim, sim, sim, sim, sim, clock, actor="tester")
+    def controller(actor: str = "tester") -> Controller:  # a fresh process: nothing in memory
+        return Controller(fleet, store, sim, sim, sim, sim, sim, clock, actor=actor)
 
     return sim, store, controller, clock

@@ -8,7 +8,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from canary.decisions.access_log import (
-    LogCursor,
     MalformedLine,
     attempts_to,
     parse_line,
@@ -147,26 +146,3 @@ def test_split_complete_keeps_the_partial_trailing_line():
     assert split_complete(second[:30]) == ([], 0)
     assert split_complete(b"") == ([], 0)
     assert split_complete(first + b"\r\n\n") == ([first], len(first) + 3)
-
-
-def test_cursor_resumes_where_it_stopped():
-    log = line(request_id="1").encode() + b"\n" + line(request_id="2").encode()[:40]
-    cursor = LogCursor()
-    start = cursor.resume_offset("dev:ino", len(log))
-    lines, consumed = split_complete(log[start:])
-    cursor = cursor.advanced("dev:ino", start, consumed)
-    assert [r.request_id for r in parse_lines(lines)[0]] == ["1"]
-
-    log = log[:cursor.offset] + line(request_id="2").encode() + b"\n" + line(request_id="3").encode() + b"\n"
-    start = cursor.resume_offset("dev:ino", len(log))
-    lines, consumed = split_complete(log[start:])
-    assert [r.request_id for r in parse_lines(lines)[0]] == ["2", "3"]
-    cursor = cursor.advanced("dev:ino", start, consumed)
-    assert cursor == LogCursor("dev:ino", len(log))
-
-
-def test_cursor_starts_over_after_rotation_or_truncation():
-    cursor = LogCursor("dev:1", 500)
-    assert cursor.resume_offset("dev:1", 800) == 500
-    assert cursor.resume_offset("dev:2", 800) == 0  # logrotate: a new file
-    assert cursor.resume_offset("dev:1", 100) == 0  # copytruncate: same file, shorter

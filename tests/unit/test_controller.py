@@ -131,8 +131,12 @@ def test_a_crash_between_state_written_and_action_done_resumes_the_same(world, c
             break
         clock.sleep(10)
     assert crashed and store.get(record.id).phase == "SUCCEEDED"
+    live = [e.data["canary_percent"] for e in store.events(record.id) if e.kind == "weights live"]
+    assert live == [10, 50, 100]  # each step once, in order: none repeated, none skipped
     shares = [p for _, p in sim.applied]
-    assert all(b >= a or b == 0 for a, b in zip(shares, shares[1:]) if a != 100)  # never beyond the next step
+    next_step = {0: 10, 10: 50, 50: 100, 100: 100}
+    jumps = [(a, b) for a, b in zip(shares, shares[1:]) if b not in (a, 0, next_step[a])]
+    assert not jumps, f"the LB saw shares {shares}: {jumps} go beyond the next step"
 
 
 def test_inconclusive_too_long_pauses_then_resume_continues(tmp_path, world):
@@ -253,16 +257,20 @@ def test_pause_holds_traffic_and_resume_continues(world):
     c = controller()
     record = c.start("v1.3.0")
     to_first_step(c, clock, record.id)
-    paused = controller().pause("checking a complaint")
-    assert paused.phase == "PAUSED" and "paused by tester: checking a complaint" in paused.reason
+    paused = controller(actor="alice").pause("checking a complaint")
+    assert paused.phase == "PAUSED" and "paused by alice: checking a complaint" in paused.reason
     applied = len(sim.applied)
     for _ in range(30):
         c.tick()
         clock.sleep(10)
     assert len(sim.applied) == applied and sim.share("v1.3.0") > 0  # nothing moves while paused
-    controller().resume("all clear")
+    controller(actor="bob").resume("all clear")
     assert run(c, clock)[-1] == "SUCCEEDED"
-    assert [e.actor for e in store.events(record.id) if e.kind in ("pause", "enter TRAFFIC")][0] == "tester"
+    events = store.events(record.id)
+    pause_at = next(i for i, e in enumerate(events) if e.kind == "pause")
+    resumed = next(e for e in events[pause_at:] if e.kind == "enter TRAFFIC")
+    assert (events[pause_at].actor, resumed.actor) == ("alice", "bob") and "resumed by bob" in resumed.data["reason"]
+    assert {e.actor for e in events if e.kind == "weights live"} == {"tester"}  # the ticking controller's
     pause = next(e for e in store.events(record.id) if e.kind == "pause")
     assert pause.data["reason"] == "checking a complaint" and pause.data["phase"] == "PAUSED"
 

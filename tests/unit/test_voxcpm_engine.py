@@ -29,6 +29,7 @@ WEIGHT_FILES = {"config.json": b'{"architecture": "voxcpm"}', "tokenizer.json": 
                 "model.safetensors": b"weights", "audiovae.pth": b"vae"}
 
 FAKE_VOXCPM = '''
+import json
 import os
 import numpy as np
 
@@ -42,24 +43,51 @@ class _TTSModel:
     sample_rate = SAMPLE_RATE
 
 
+# The signatures and the argument checks below are voxcpm 2.0.3's (src/voxcpm/core.py),
+# without **kwargs where it has none: a call the real package refuses is refused here.
 class VoxCPM:
-    def __init__(self):
-        self.tts_model = _TTSModel()
-
-    @classmethod
-    def from_pretrained(cls, hf_model_id, load_denoiser=True, optimize=True, **kwargs):
-        calls.append(("from_pretrained", hf_model_id, dict(load_denoiser=load_denoiser, optimize=optimize, **kwargs)))
+    def __init__(self, voxcpm_model_path, zipenhancer_model_path="iic/speech_zipenhancer_ans_multiloss_16k_base",
+                 enable_denoiser=True, optimize=True, device=None, lora_config=None, lora_weights_path=None):
+        with open(os.path.join(voxcpm_model_path, "config.json"), encoding="utf-8") as f:
+            arch = json.load(f).get("architecture", "voxcpm").lower()
+        if arch not in ("voxcpm", "voxcpm2"):
+            raise ValueError(f"Unsupported architecture: {{arch}}")
         if FAIL_LOAD:
             raise RuntimeError("size mismatch for base_lm.embed_tokens.weight")
-        return cls()
+        self.tts_model = _TTSModel()
+        self.arch = arch
 
-    def generate(self, text, prompt_wav_path=None, prompt_text=None, cfg_value=2.0, inference_timesteps=10, **kw):
+    @classmethod
+    def from_pretrained(cls, hf_model_id="openbmb/VoxCPM2", load_denoiser=True,
+                        zipenhancer_model_id="iic/speech_zipenhancer_ans_multiloss_16k_base", cache_dir=None,
+                        local_files_only=False, optimize=True, device=None, lora_config=None,
+                        lora_weights_path=None, **kwargs):
+        calls.append(("from_pretrained", hf_model_id, dict(load_denoiser=load_denoiser, optimize=optimize, **kwargs)))
+        if not os.path.isdir(hf_model_id):
+            raise RuntimeError(f"would download {{hf_model_id}} from the hub")
+        return cls(voxcpm_model_path=hf_model_id, zipenhancer_model_path=zipenhancer_model_id if load_denoiser else None,
+                   enable_denoiser=load_denoiser, optimize=optimize, device=device, lora_config=lora_config,
+                   lora_weights_path=lora_weights_path, **kwargs)
+
+    def generate(self, *args, **kwargs):
+        return self._generate(*args, streaming=False, **kwargs)
+
+    def _generate(self, text, prompt_wav_path=None, prompt_text=None, reference_wav_path=None, cfg_value=2.0,
+                  inference_timesteps=10, min_len=2, max_len=4096, normalize=False, denoise=False,
+                  retry_badcase=True, retry_badcase_max_times=3, retry_badcase_ratio_threshold=6.0,
+                  streaming=False):
         calls.append(("generate", dict(text=text, prompt_wav_path=prompt_wav_path, prompt_text=prompt_text,
-                                       cfg_value=cfg_value, inference_timesteps=inference_timesteps, **kw)))
-        if not text.strip():
+                                       cfg_value=cfg_value, inference_timesteps=inference_timesteps)))
+        if not isinstance(text, str) or not text.strip():
             raise ValueError("target text must be a non-empty string")
+        if prompt_wav_path is not None and not os.path.exists(prompt_wav_path):
+            raise FileNotFoundError(f"prompt_wav_path does not exist: {{prompt_wav_path}}")
+        if (prompt_wav_path is None) != (prompt_text is None):
+            raise ValueError("prompt_wav_path and prompt_text must both be provided or both be None")
+        if reference_wav_path is not None and self.arch != "voxcpm2":
+            raise ValueError("reference_wav_path is only supported with VoxCPM2 models")
         t = np.arange(SAMPLE_RATE // 2) / SAMPLE_RATE
-        return 0.3 * np.sin(2 * np.pi * 220.0 * t)  # float64 on purpose: the adapter must cast
+        return (0.3 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
 '''
 
 
@@ -277,3 +305,22 @@ def _capture(errors: list[Exception], engine: VoxCPMEngine) -> None:
         engine.synthesize("Hi.", "default", 1.0)
     except EngineError as exc:
         errors.append(exc)
+
+
+def test_the_fake_refuses_what_the_real_package_refuses(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+    """The fake is only worth its tests if calls the real package rejects fail here too."""
+    fake_voxcpm()
+    directory = make_model_dir(tmp_path)
+    from voxcpm import VoxCPM
+
+    with pytest.raises(TypeError):
+        VoxCPM.from_pretrained(str(directory), load_denoiser=False, optimise=False)  # misspelt keyword
+    model = VoxCPM.from_pretrained(str(directory), load_denoiser=False, optimize=False)
+    with pytest.raises(TypeError):
+        model.generate(text="Hi.", speed=2.0)  # voxcpm has no speed argument
+    with pytest.raises(ValueError, match="both be provided"):
+        model.generate(text="Hi.", prompt_text="only the transcript")
+    with pytest.raises(FileNotFoundError):
+        model.generate(text="Hi.", prompt_wav_path=str(tmp_path / "none.wav"), prompt_text="x")
+    with pytest.raises(ValueError, match="only supported with VoxCPM2"):
+        model.generate(text="Hi.", reference_wav_path=str(directory / "config.json"))
