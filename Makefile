@@ -66,6 +66,7 @@ test-sandbox: models
 lint: setup
 	$(VENV)/bin/ansible-lint --profile production roles playbooks
 	$(VENV)/bin/ruff check service canary models bench tests
+	$(VENV)/bin/mypy
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/actionlint .github/workflows/*.yml
 	$(VENV)/bin/hadolint Dockerfile
 

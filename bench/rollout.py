@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,7 +36,7 @@ from canary.devtools import sandbox  # noqa: E402
 from canary.devtools.loadgen import LoadGenerator  # noqa: E402
 from canary.rollout.production import controller_for, follow  # noqa: E402
 
-POLICY = {"steps": [10, 50, 100], "dwell_s": 10, "min_requests": 15, "interval_s": 4, "step_max_s": 300,
+POLICY: dict[str, Any] = {"steps": [10, 50, 100], "dwell_s": 10, "min_requests": 15, "interval_s": 4, "step_max_s": 300,
           "consecutive_failures": 2, "batch_size": 1, "max_error_rate": 0.2}
 
 

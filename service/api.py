@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -14,8 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.encoding import encode
 from service.engines import EngineError
-from service.runtime import BadAudioError, ModelRuntime, NotReadyError
-from service.speech_request import RequestError, RequestRules, parse_speech_request
+from service.runtime import BadAudioError, ModelRuntime, NotReadyError, Synthesis
+from service.speech_request import RequestError, RequestRules, SpeechRequest, parse_speech_request
 from service.worker import QueueFullError
 
 log = logging.getLogger("service.api")
@@ -47,26 +47,11 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
-    settings, manifest, metrics = runtime.settings, runtime.manifest, runtime.metrics
-    rules = RequestRules(
-        models=(manifest.name, *settings.model_aliases),
-        voices=manifest.voices,
-        max_input_chars=settings.max_input_chars,
-        max_body_bytes=settings.max_body_bytes,
-    )
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        runtime.start()
-        yield
-        runtime.stop()
-
-    app = FastAPI(title="voxfleet TTS", version=manifest.version, lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None)
+def _count_requests(app: FastAPI, runtime: ModelRuntime) -> None:
+    metrics, version = runtime.metrics, runtime.manifest.version
 
     @app.middleware("http")
-    async def count_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         route = _route_label(request.url.path)
         speech = route == "speech"
         started = time.perf_counter()
@@ -77,11 +62,16 @@ def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
         finally:
             if speech:
                 metrics.in_flight.dec()
-        response.headers["X-Model-Version"] = manifest.version  # the LB logs it per attempt
+        response.headers["X-Model-Version"] = version  # the LB logs it per attempt
         metrics.requests.labels(route, str(response.status_code)).inc()
         if speech:
             metrics.latency.labels(route).observe(time.perf_counter() - started)
         return response
+
+
+def _operations_routes(app: FastAPI, runtime: ModelRuntime) -> None:
+    """/healthz, /readyz, /version, /metrics: what the fleet's tooling asks."""
+    settings, manifest = runtime.settings, runtime.manifest
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -90,7 +80,7 @@ def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         ready, reason = runtime.readiness()
-        body = {"ready": ready, "reason": reason, "version": manifest.version}
+        body: dict[str, object] = {"ready": ready, "reason": reason, "version": manifest.version}
         if runtime.warmup_report is not None:
             body["warmup"] = runtime.warmup_report.as_dict()
         return JSONResponse(body, status_code=200 if ready else 503, headers=None if ready else {"Retry-After": "5"})
@@ -113,7 +103,40 @@ def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+        return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _synthesis(runtime: ModelRuntime, req: SpeechRequest) -> Synthesis | JSONResponse:
+    """The finished synthesis, or the error response that says why there is none."""
+    settings, metrics, version = runtime.settings, runtime.metrics, runtime.manifest.version
+    try:
+        future = runtime.submit(req.input, req.voice, req.speed)
+    except NotReadyError as exc:
+        metrics.rejected.labels("not_ready").inc()
+        return _error(503, f"model not ready: {exc}", "server_error", "not_ready", retry_after=5)
+    except QueueFullError as exc:
+        metrics.rejected.labels("queue_full").inc()
+        return _error(429, str(exc), "rate_limit_error", "queue_full", retry_after=runtime.retry_after_s())
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(future), timeout=settings.request_timeout_s)
+    except TimeoutError:
+        return _error(504, f"synthesis took longer than {settings.request_timeout_s}s", "server_error", "timeout")
+    except BadAudioError as exc:
+        log.error("bad audio from %s: %s", version, exc)
+        return _error(500, str(exc), "server_error", "bad_audio")
+    except EngineError as exc:
+        log.error("engine error on %s: %s", version, exc)
+        return _error(500, f"synthesis failed: {exc}", "server_error", "engine_error")
+
+
+def _speech_route(app: FastAPI, runtime: ModelRuntime) -> None:
+    settings, manifest, metrics = runtime.settings, runtime.manifest, runtime.metrics
+    rules = RequestRules(
+        models=(manifest.name, *settings.model_aliases),
+        voices=manifest.voices,
+        max_input_chars=settings.max_input_chars,
+        max_body_bytes=settings.max_body_bytes,
+    )
 
     @app.post(SPEECH_PATH)
     async def speech(request: Request) -> Response:
@@ -129,24 +152,9 @@ def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
         except RequestError as exc:
             metrics.rejected.labels("invalid").inc()
             return JSONResponse(exc.body(), status_code=exc.status)
-        try:
-            future = runtime.submit(req.input, req.voice, req.speed)
-        except NotReadyError as exc:
-            metrics.rejected.labels("not_ready").inc()
-            return _error(503, f"model not ready: {exc}", "server_error", "not_ready", retry_after=5)
-        except QueueFullError as exc:
-            metrics.rejected.labels("queue_full").inc()
-            return _error(429, str(exc), "rate_limit_error", "queue_full", retry_after=runtime.retry_after_s())
-        try:
-            result = await asyncio.wait_for(asyncio.wrap_future(future), timeout=settings.request_timeout_s)
-        except TimeoutError:
-            return _error(504, f"synthesis took longer than {settings.request_timeout_s}s", "server_error", "timeout")
-        except BadAudioError as exc:
-            log.error("bad audio from %s: %s", manifest.version, exc)
-            return _error(500, str(exc), "server_error", "bad_audio")
-        except EngineError as exc:
-            log.error("engine error on %s: %s", manifest.version, exc)
-            return _error(500, f"synthesis failed: {exc}", "server_error", "engine_error")
+        result = await _synthesis(runtime, req)
+        if isinstance(result, JSONResponse):
+            return result
         audio, media_type, rate = await asyncio.to_thread(encode, result.audio, result.sample_rate,
                                                           req.response_format)
         headers = {
@@ -158,6 +166,20 @@ def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
         if request_id := request.headers.get("x-request-id"):
             headers["X-Request-Id"] = request_id
         return Response(audio, media_type=media_type, headers=headers)
+
+
+def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runtime.start()
+        yield
+        runtime.stop()
+
+    app = FastAPI(title="voxfleet TTS", version=runtime.manifest.version, lifespan=lifespan,
+                  docs_url="/docs", redoc_url=None)
+    _count_requests(app, runtime)
+    _operations_routes(app, runtime)
+    _speech_route(app, runtime)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -49,9 +49,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_manifest(directory: Path | str) -> ModelManifest:
-    """Parse the manifest without checking file digests (cheap)."""
-    directory = Path(directory)
+def _manifest_data(directory: Path) -> tuple[Path, bytes, dict[str, Any]]:
+    """(path, bytes, parsed object) of the directory's manifest; ModelDirError naming what is wrong."""
     manifest_path = directory / MANIFEST_NAME
     if not directory.is_dir():
         raise ModelDirError(f"model directory {directory} does not exist")
@@ -64,19 +63,34 @@ def read_manifest(directory: Path | str) -> ModelManifest:
         raise ModelDirError(f"{manifest_path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise ModelDirError(f"{manifest_path}: expected a JSON object")
+    return manifest_path, raw, data
+
+
+def _field_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with the manifest's fields, naming the field; None when nothing is."""
     missing = [key for key in _REQUIRED if key not in data]
     if missing:
-        raise ModelDirError(f"{manifest_path}: missing field(s) {', '.join(missing)}")
+        return f"missing field(s) {', '.join(missing)}"
     files = data["files"]
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
-        raise ModelDirError(f"{manifest_path}: field 'files' must map file names to sha256 strings")
-    for name in files:
-        if Path(name).is_absolute() or ".." in Path(name).parts:
-            raise ModelDirError(f"{manifest_path}: file name {name!r} must stay inside the model directory")
+        return "field 'files' must map file names to sha256 strings"
+    outside = [name for name in files if Path(name).is_absolute() or ".." in Path(name).parts]
+    if outside:
+        return f"file name {outside[0]!r} must stay inside the model directory"
     if not isinstance(data["sample_rate"], int) or data["sample_rate"] <= 0:
-        raise ModelDirError(f"{manifest_path}: field 'sample_rate' must be a positive integer")
+        return "field 'sample_rate' must be a positive integer"
     if not VERSION_PATTERN.fullmatch(str(data["version"])):
-        raise ModelDirError(f"{manifest_path}: field 'version' {data['version']!r} is not a version like v1.3.0")
+        return f"field 'version' {data['version']!r} is not a version like v1.3.0"
+    return None
+
+
+def read_manifest(directory: Path | str) -> ModelManifest:
+    """Parse the manifest without checking file digests (cheap)."""
+    directory = Path(directory)
+    manifest_path, raw, data = _manifest_data(directory)
+    problem = _field_problem(data)
+    if problem:
+        raise ModelDirError(f"{manifest_path}: {problem}")
     voices = data.get("voices") or ["default"]
     return ModelManifest(
         directory=directory,
@@ -84,7 +98,7 @@ def read_manifest(directory: Path | str) -> ModelManifest:
         version=str(data["version"]),
         engine=str(data["engine"]),
         sample_rate=int(data["sample_rate"]),
-        files=dict(files),
+        files=dict(data["files"]),
         voices=tuple(str(v) for v in voices),
         sha256=hashlib.sha256(raw).hexdigest(),
         config=dict(data.get("config") or {}),

@@ -62,7 +62,7 @@ def _string(data: dict[str, Any], name: str, default: str | None = None) -> str:
     return value
 
 
-def parse_speech_request(body: bytes, content_type: str | None, rules: RequestRules) -> SpeechRequest:
+def _json_object(body: bytes, content_type: str | None, rules: RequestRules) -> dict[str, Any]:
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise RequestError(415, f"content type must be application/json, got {content_type or 'none'!r}",
@@ -81,12 +81,18 @@ def parse_speech_request(body: bytes, content_type: str | None, rules: RequestRu
                        "invalid_json") from None
     if not isinstance(data, dict):
         raise _invalid("body", "request body must be a JSON object", "invalid_json")
+    return data
 
+
+def _model(data: dict[str, Any], rules: RequestRules) -> str:
     model = _string(data, "model")
     if model not in rules.models:
         raise _invalid("model", f"unknown model {model!r}; this server serves {', '.join(rules.models)}",
                        "model_not_found")
+    return model
 
+
+def _input(data: dict[str, Any], rules: RequestRules) -> str:
     raw_input = _string(data, "input")
     if len(raw_input) > rules.max_input_chars:
         raise _invalid("input", f"'input' is {len(raw_input)} characters, the limit is {rules.max_input_chars}",
@@ -94,26 +100,47 @@ def parse_speech_request(body: bytes, content_type: str | None, rules: RequestRu
     speech_text = normalize(raw_input)
     if not speech_text:
         raise _invalid("input", "'input' is empty", "empty_input")
+    return speech_text
 
+
+def _voice(data: dict[str, Any], rules: RequestRules) -> str:
     voice = _string(data, "voice", rules.voices[0])
     if voice not in rules.voices:
         raise _invalid("voice", f"unknown voice {voice!r}; available: {', '.join(rules.voices)}", "voice_not_found")
+    return voice
 
+
+def _format(data: dict[str, Any]) -> str:
     fmt = _string(data, "response_format", "mp3")
     if fmt not in ENCODINGS:
         known = fmt in OPENAI_FORMATS
         raise _invalid("response_format",
                        f"response_format {fmt!r} is {'not supported by this server' if known else 'unknown'}; "
                        f"use one of {', '.join(ENCODINGS)}", "unsupported_format")
+    return fmt
 
+
+def _speed(data: dict[str, Any]) -> float:
     speed = data.get("speed", 1.0)
     if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(speed):
         raise _invalid("speed", f"'speed' must be a number, got {speed!r}", "invalid_type")
     if not MIN_SPEED <= float(speed) <= MAX_SPEED:
         raise _invalid("speed", f"'speed' {speed} is out of range [{MIN_SPEED}, {MAX_SPEED}]", "out_of_range")
+    return float(speed)
 
+
+def _stream_format(data: dict[str, Any]) -> str:
     stream_format = data.get("stream_format", "audio")
     if stream_format != "audio":
         raise _invalid("stream_format", f"stream_format {stream_format!r} is not supported; use 'audio'",
                        "unsupported_stream_format")
-    return SpeechRequest(model, speech_text, voice, fmt, float(speed))
+    return str(stream_format)
+
+
+def parse_speech_request(body: bytes, content_type: str | None, rules: RequestRules) -> SpeechRequest:
+    """The request, or a RequestError for the first field at fault (checked in this order)."""
+    data = _json_object(body, content_type, rules)
+    model, text, voice = _model(data, rules), _input(data, rules), _voice(data, rules)
+    fmt, speed = _format(data), _speed(data)
+    _stream_format(data)
+    return SpeechRequest(model, text, voice, fmt, speed)

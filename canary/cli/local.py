@@ -21,11 +21,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         removed = sandbox.down(DEFAULT_INVENTORY, remove_images=args.images)
         print("\n".join(f"removed {r}" for r in removed) or "nothing to remove")
     else:
-        spec = sandbox.load_spec(DEFAULT_INVENTORY)
-        if spec is None:
+        existing = sandbox.load_spec(DEFAULT_INVENTORY)
+        if existing is None:
             print("no sandbox (run `rollout sandbox up`)")
             return EXIT_ERROR
-        for row in sandbox.status(spec):
+        for row in sandbox.status(existing):
             print(f"{row['name']:<18} {row['role']:<9} {row['state']:<8} {row['runs']}")
     return EXIT_OK
 

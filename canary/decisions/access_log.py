@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 API_PREFIX = "/v1/"
 # nginx's separators between attempts: ", " within an upstream group, " : " between groups.
@@ -88,15 +89,14 @@ def _seconds(token: str) -> float | None:
     return value
 
 
-def _text(obj: dict, key: str, required: bool = True) -> str:
+def _text(obj: dict[str, Any], key: str, required: bool = True) -> str:
     value = obj.get(key, "")
     if not isinstance(value, str) or (required and not value):
         raise MalformedLine(f"{key} missing or not a string")
     return value
 
 
-def parse_line(line: str | bytes) -> Request:
-    """One access-log line → Request; raises MalformedLine when it is not a tts_json record."""
+def _json_record(line: str | bytes) -> dict[str, Any]:
     if isinstance(line, bytes):
         try:
             line = line.decode("utf-8")
@@ -108,26 +108,27 @@ def parse_line(line: str | bytes) -> Request:
         raise MalformedLine(f"not JSON: {exc.msg}") from None
     if not isinstance(obj, dict):
         raise MalformedLine("not a JSON object")
+    return obj
 
-    request_id = _text(obj, "request_id")
-    uri = _text(obj, "uri")
-    try:
-        time = datetime.fromisoformat(_text(obj, "time"))
-    except ValueError:
-        raise MalformedLine(f"bad time {obj.get('time')!r}") from None
-    status = obj.get("status")
-    if isinstance(status, str) and status.isascii() and status.isdigit():
-        status = int(status)
-    if isinstance(status, bool) or not isinstance(status, int):
-        raise MalformedLine(f"bad status {status!r}")
-    request_time = obj.get("request_time")
-    if request_time is not None:
-        if isinstance(request_time, bool) or not isinstance(request_time, (int, float, str)):
-            raise MalformedLine(f"bad request_time {request_time!r}")
-        request_time = _seconds(str(request_time))
-    version = obj.get("version", obj.get("model_version"))
-    version = version if isinstance(version, str) and version not in _NONE else None
 
+def _int_status(value: Any) -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedLine(f"bad status {value!r}")
+    return value
+
+
+def _request_time(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise MalformedLine(f"bad request_time {value!r}")
+    return _seconds(str(value))
+
+
+def _attempts(obj: dict[str, Any], request_id: str, time: datetime, status: int, uri: str) -> tuple[Attempt, ...]:
+    """Every upstream attempt of one logged request, in order."""
     addr_field = _text(obj, "upstream_addr", required=False).strip()
     addresses = [] if addr_field in _NONE else _split(addr_field)
     statuses = [_status(t) for t in _split(_text(obj, "upstream_status", required=False))]
@@ -139,19 +140,31 @@ def parse_line(line: str | bytes) -> Request:
         if not len(addresses) == len(statuses) == len(times):
             raise MalformedLine(f"{len(addresses)} upstream addresses but {len(statuses)} statuses "
                                 f"and {len(times)} response times")
-
     attempts = []
     for i, address in enumerate(addresses):
         last = i == len(addresses) - 1
         code = statuses[i]
-        if code is not None:
-            is_error = code >= 500
-        else:
-            # No status: the connection failed or timed out, unless the client itself went
-            # away (499) while this, its last, attempt was still working.
-            is_error = not (last and status == CLIENT_CLOSED)
+        # No status: the connection failed or timed out, unless the client itself went
+        # away (499) while this, its last, attempt was still working.
+        is_error = code >= 500 if code is not None else not (last and status == CLIENT_CLOSED)
         attempts.append(Attempt(request_id, time, address, code, times[i], is_error, last, uri, shed=code == 429))
-    return Request(request_id, time, status, tuple(attempts), status >= 500, uri,
+    return tuple(attempts)
+
+
+def parse_line(line: str | bytes) -> Request:
+    """One access-log line → Request; raises MalformedLine when it is not a tts_json record."""
+    obj = _json_record(line)
+    request_id = _text(obj, "request_id")
+    uri = _text(obj, "uri")
+    try:
+        time = datetime.fromisoformat(_text(obj, "time"))
+    except ValueError:
+        raise MalformedLine(f"bad time {obj.get('time')!r}") from None
+    status = _int_status(obj.get("status"))
+    request_time = _request_time(obj.get("request_time"))
+    version = obj.get("version", obj.get("model_version"))
+    version = version if isinstance(version, str) and version not in _NONE else None
+    return Request(request_id, time, status, _attempts(obj, request_id, time, status, uri), status >= 500, uri,
                    _text(obj, "method", required=False), request_time, version)
 
 

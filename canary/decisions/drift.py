@@ -12,7 +12,7 @@ changes under it, the controller does not guess what the operator meant:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from canary.decisions.inventory import Fleet
 from canary.decisions.plan import RolloutState
@@ -52,16 +52,14 @@ def inventory_drift(state: RolloutState, fleet: Fleet) -> InventoryDrift:
     )
 
 
-def on_listed_hosts(state: RolloutState, fleet: Fleet) -> dict[str, object]:
-    """State changes that keep only the hosts still listed, at their listed addresses (for
-    a roll back after drift): the LB stops routing to removed hosts, no action targets them."""
+def on_listed_hosts(state: RolloutState, fleet: Fleet) -> RolloutState:
+    """`state` with only the hosts still listed, at their listed addresses (for a roll back
+    after drift): the LB stops routing to removed hosts, no action targets them."""
     listed = {n.name: n.upstream for n in fleet.nodes}
 
     def keep(hosts: list[str]) -> list[str]:
         return [h for h in hosts if h in listed]
 
-    return {
-        "upstream": {h: listed[h] for h in state.upstream if h in listed},
-        "canary_hosts": keep(state.canary_hosts), "stable_hosts": keep(state.stable_hosts),
-        "new_hosts": keep(state.new_hosts), "batches": [keep(b) for b in state.batches],
-    }
+    return replace(state, upstream={h: listed[h] for h in state.upstream if h in listed},
+                   canary_hosts=keep(state.canary_hosts), stable_hosts=keep(state.stable_hosts),
+                   new_hosts=keep(state.new_hosts), batches=[keep(b) for b in state.batches])

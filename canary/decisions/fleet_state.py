@@ -46,7 +46,7 @@ class NodeState:
 
 
 def fleet_rows(states: dict[str, NodeState], hosts: list[str]) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for host in hosts:
         state = states.get(host)
         if state is None:

@@ -70,6 +70,67 @@ def _unknown(key: str, known: tuple[str, ...], where: str) -> str:
     return f"{where}: unknown key {key}" + (f" (did you mean {close[0]}?)" if close else "")
 
 
+def _unknown_keys(hostvars: dict[str, dict[str, Any]]) -> list[str]:
+    known = KNOWN_HOST_VARS + KNOWN_GLOBAL_VARS
+    return [_unknown(key, known, f"host {host}") for host, hv in sorted(hostvars.items())
+            for key in hv if key.startswith(OUR_PREFIXES) and key not in known]
+
+
+def _node(name: str, hv: dict[str, Any], problems: list[str]) -> Node:
+    """One tts_nodes host from its variables; each bad value is named in `problems`."""
+    upstream = str(hv.get("tts_upstream_address") or f"{hv.get('ansible_host', name)}:6006")
+    if not upstream.rpartition(":")[2].isdigit():
+        problems.append(f"host {name}: tts_upstream_address {upstream!r} must be host:port")
+    gpus = hv.get("tts_gpu_count", 0)
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+        problems.append(f"host {name}: tts_gpu_count must be a non-negative integer, got {gpus!r}")
+        gpus = 0
+    eligible = hv.get("tts_canary_eligible", False)
+    if not isinstance(eligible, bool):
+        problems.append(f"host {name}: tts_canary_eligible must be true or false, got {eligible!r}")
+        eligible = False
+    ssh = f"{hv.get('ansible_host', name)}:{hv.get('ansible_port', 22)}"
+    return Node(name, upstream, gpus, str(hv.get("tts_gpu_type", "")), eligible, ssh)
+
+
+def _duplicate_addresses(nodes: list[Node]) -> list[str]:
+    problems = []
+    for what, address_of in (("upstream address", lambda n: n.upstream), ("SSH address", lambda n: n.ssh)):
+        seen: dict[str, str] = {}
+        for node in nodes:
+            address = address_of(node)
+            if address in seen:
+                problems.append(f"host {node.name}: duplicate {what} {address} (also host {seen[address]})")
+            seen[address] = node.name
+    return problems
+
+
+def _policy(common: dict[str, Any], overrides: dict[str, Any] | None, problems: list[str]) -> Policy:
+    try:
+        policy = parse_policy(common.get("rollout_policy"))
+        return parse_policy(overrides, base=policy) if overrides else policy
+    except PolicyError as exc:
+        problems += exc.problems
+        return Policy()
+
+
+def _canary_problems(nodes: list[Node], policy: Policy, common: dict[str, Any]) -> list[str]:
+    problems = []
+    if nodes and not any(n.canary_eligible for n in nodes):
+        problems.append("no canary-eligible host (set tts_canary_eligible: true on at least one tts_nodes host)")
+    by_name = {n.name: n for n in nodes}
+    raw = (common.get("rollout_policy") or {}).get("canary_hosts")  # named even when the policy is invalid
+    canary_hosts = policy.canary_hosts or (tuple(raw) if isinstance(raw, list) else ())
+    for host in canary_hosts:
+        if host not in by_name:
+            problems.append(f"rollout_policy.canary_hosts: {host} is not a host of group '{NODE_GROUP}'")
+        elif not by_name[host].canary_eligible:
+            problems.append(f"rollout_policy.canary_hosts: {host} is not canary-eligible")
+    if nodes and len(nodes) - max(len(canary_hosts), 1) < 1:
+        problems.append(f"need at least one stable host besides the canary; group '{NODE_GROUP}' has {len(nodes)}")
+    return problems
+
+
 def check_fleet(source: Path, data: dict[str, Any], hostvars: dict[str, dict[str, Any]],
                 policy_overrides: dict[str, Any] | None = None) -> Fleet:
     """Pure: build the Fleet from `ansible-inventory --list` output, or name every mistake."""
@@ -79,54 +140,15 @@ def check_fleet(source: Path, data: dict[str, Any], hostvars: dict[str, dict[str
         problems.append(f"no hosts in group '{NODE_GROUP}'")
     if not lbs:
         problems.append(f"no hosts in group '{LB_GROUP}' (the load balancer)")
-    known = KNOWN_HOST_VARS + KNOWN_GLOBAL_VARS
-    for host, hv in sorted(hostvars.items()):
-        for key in hv:
-            if key.startswith(OUR_PREFIXES) and key not in known:
-                problems.append(_unknown(key, known, f"host {host}"))
-    nodes, seen_upstream, seen_ssh = [], {}, {}
-    for name in node_names:
-        hv = hostvars.get(name, {})
-        upstream = str(hv.get("tts_upstream_address") or f"{hv.get('ansible_host', name)}:6006")
-        if not upstream.rpartition(":")[2].isdigit():
-            problems.append(f"host {name}: tts_upstream_address {upstream!r} must be host:port")
-        ssh = f"{hv.get('ansible_host', name)}:{hv.get('ansible_port', 22)}"
-        for address, seen, what in ((upstream, seen_upstream, "upstream address"), (ssh, seen_ssh, "SSH address")):
-            if address in seen:
-                problems.append(f"host {name}: duplicate {what} {address} (also host {seen[address]})")
-            seen[address] = name
-        gpus = hv.get("tts_gpu_count", 0)
-        if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
-            problems.append(f"host {name}: tts_gpu_count must be a non-negative integer, got {gpus!r}")
-            gpus = 0
-        eligible = hv.get("tts_canary_eligible", False)
-        if not isinstance(eligible, bool):
-            problems.append(f"host {name}: tts_canary_eligible must be true or false, got {eligible!r}")
-            eligible = False
-        nodes.append(Node(name, upstream, gpus, str(hv.get("tts_gpu_type", "")), eligible, ssh))
-    if nodes and not any(n.canary_eligible for n in nodes):
-        problems.append("no canary-eligible host (set tts_canary_eligible: true on at least one tts_nodes host)")
+    problems += _unknown_keys(hostvars)
+    nodes = [_node(name, hostvars.get(name, {}), problems) for name in node_names]
+    problems += _duplicate_addresses(nodes)
     common = hostvars.get(node_names[0], {}) if node_names else {}
     registry = common.get("tts_registry")
     if not registry:
         problems.append("tts_registry is not set (the registry address as the hosts see it)")
-    policy = Policy()
-    try:
-        policy = parse_policy(common.get("rollout_policy"))
-        if policy_overrides:
-            policy = parse_policy(policy_overrides, base=policy)
-    except PolicyError as exc:
-        problems += exc.problems
-    by_name = {n.name: n for n in nodes}
-    raw_canaries = (common.get("rollout_policy") or {}).get("canary_hosts")
-    canary_hosts = policy.canary_hosts or (tuple(raw_canaries) if isinstance(raw_canaries, list) else ())
-    for host in canary_hosts:
-        if host not in by_name:
-            problems.append(f"rollout_policy.canary_hosts: {host} is not a host of group '{NODE_GROUP}'")
-        elif not by_name[host].canary_eligible:
-            problems.append(f"rollout_policy.canary_hosts: {host} is not canary-eligible")
-    if nodes and len(nodes) - max(len(canary_hosts), 1) < 1:
-        problems.append(f"need at least one stable host besides the canary; group '{NODE_GROUP}' has {len(nodes)}")
+    policy = _policy(common, policy_overrides, problems)
+    problems += _canary_problems(nodes, policy, common)
     if problems:
         raise InventoryError(source, problems)
     return Fleet(source=source, nodes=tuple(nodes), lbs=tuple(lbs), registry=str(registry),

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from canary.decisions.access_log import Attempt
 from canary.decisions.policy import Policy
@@ -182,7 +183,7 @@ def sprt_error_attribution(canary_errors: int, canary_n: int, stable_errors: int
     return Sprt(llr, lower, upper, decision, pi, pi1)
 
 
-def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
+def mann_whitney_greater(x: ArrayLike, y: ArrayLike) -> tuple[float, float, float]:
     """(U of x, z, one-sided p) for "x tends to be larger than y"; normal approximation
     with midranks, the tie-corrected variance and a continuity correction."""
     xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)

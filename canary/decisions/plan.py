@@ -13,7 +13,7 @@ from typing import Any
 from canary.decisions.inventory import Fleet
 from canary.decisions.phases import Phase
 from canary.decisions.policy import Policy
-from canary.decisions.traffic import UpstreamServer, upstream_servers
+from canary.decisions.traffic import Role, State, UpstreamServer, upstream_servers
 
 
 @dataclass
@@ -93,7 +93,7 @@ def plan_rollout(fleet: Fleet, policy: Policy, rollout_id: str, version: str, st
     )
 
 
-def _server(state: RolloutState, host: str, version: str, role: str, status: str) -> UpstreamServer:
+def _server(state: RolloutState, host: str, version: str, role: Role, status: State) -> UpstreamServer:
     return UpstreamServer(address=state.upstream[host], role=role, version=version, weight=1, state=status)
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -47,11 +50,99 @@ class Policy:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_INT_MIN = {"dwell_s": 0, "min_requests": 1, "interval_s": 1, "step_max_s": 1, "consecutive_failures": 1,
-            "max_p95_ms": 1, "batch_size": 1, "health_timeout_s": 60}
-_FLOAT_RANGE = {"max_error_rate": (0.0, 1.0), "latency_max_ratio": (1.0, 100.0),
-                "gate_latency_max_ratio": (1.0, 100.0), "gate_max_rtf": (0.001, 100.0)}
+class Invalid(ValueError):
+    """One key's value is wrong; the message says what it must be, and what it got."""
+
+
+Validator = Callable[[Any], Any]
+
+
+def _integer(minimum: int) -> Validator:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise Invalid(f"must be an integer ≥ {minimum}, got {value!r}")
+        return value
+    return check
+
+
+def _number(lo: float, hi: float) -> Validator:
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+            raise Invalid(f"must be a number in [{lo}, {hi}], got {value!r}")
+        return float(value)
+    return check
+
+
+def _one_of(*choices: str) -> Validator:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise Invalid(f"must be {' or '.join(repr(c) for c in choices)}, got {value!r}")
+        return str(value)
+    return check
+
+
+def _steps(value: Any) -> tuple[int, ...]:
+    ints = isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    if not ints or any(not 0 < v <= 100 for v in value) or list(value) != sorted(set(value)) or value[-1] != 100:
+        raise Invalid(f"must be increasing percentages in 1..100 ending at 100, got {value!r}")
+    return tuple(value)
+
+
+def _window(value: Any) -> str:
+    if value not in ("", None) and not (isinstance(value, str) and WINDOW.match(value)):
+        raise Invalid(f"must look like '02:00-05:00', got {value!r}")
+    return str(value or "")
+
+
+def _weekdays(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or any(v not in WEEKDAYS for v in value):
+        raise Invalid(f"must be a list of {', '.join(WEEKDAYS)}, got {value!r}")
+    return tuple(value)
+
+
+def _host_names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
+        raise Invalid(f"must be a list of inventory host names, got {value!r}")
+    return tuple(value)
+
+
+def _instant(value: Any) -> str:
+    if value in ("", None):
+        return ""
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise Invalid(f"must be an ISO 8601 time with an offset (2026-11-26T02:00:00+01:00), got {value!r}")
+    return parsed.isoformat()
+
+
+def _timezone(value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Invalid(f"unknown time zone {value!r}") from None
+    return str(value)
+
+
+def _url(value: Any) -> str:
+    if not isinstance(value, str) or (value and not value.startswith(("http://", "https://"))):
+        raise Invalid(f"must be an http(s) URL, got {value!r}")
+    return value
+
+
+VALIDATORS: dict[str, Validator] = {
+    "steps": _steps, "dwell_s": _integer(0), "min_requests": _integer(1), "interval_s": _integer(1),
+    "step_max_s": _integer(1), "inconclusive_action": _one_of("pause", "fail"),
+    "consecutive_failures": _integer(1), "max_error_rate": _number(0.0, 1.0), "max_p95_ms": _integer(1),
+    "latency_max_ratio": _number(1.0, 100.0), "batch_size": _integer(1), "canary_hosts": _host_names,
+    "health_timeout_s": _integer(60), "promotion_window": _window, "promotion_timezone": _timezone,
+    "promotion_weekdays": _weekdays, "promotion_not_before": _instant, "notify_url": _url,
+    "gate_latency_max_ratio": _number(1.0, 100.0), "gate_max_rtf": _number(0.001, 100.0),
+}
 KNOWN_KEYS = tuple(f.name for f in fields(Policy) if f.name != "extra")
+assert set(VALIDATORS) == set(KNOWN_KEYS), "every policy key has exactly one validator"
 
 
 def _suggest(key: str) -> str:
@@ -61,91 +152,19 @@ def _suggest(key: str) -> str:
 
 def parse_policy(raw: dict[str, Any] | None, base: Policy | None = None) -> Policy:
     """Validate `raw` over `base` (defaults); raise PolicyError listing every problem."""
-    raw = dict(raw or {})
     problems: list[str] = []
     values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in KNOWN_KEYS:
+    for key, value in dict(raw or {}).items():
+        if key not in VALIDATORS:
             problems.append(f"rollout_policy.{key}: unknown key{_suggest(key)}")
-        elif key in _INT_MIN:
-            if isinstance(value, bool) or not isinstance(value, int) or value < _INT_MIN[key]:
-                problems.append(f"rollout_policy.{key}: must be an integer ≥ {_INT_MIN[key]}, got {value!r}")
-            else:
-                values[key] = value
-        elif key in _FLOAT_RANGE:
-            lo, hi = _FLOAT_RANGE[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-                problems.append(f"rollout_policy.{key}: must be a number in [{lo}, {hi}], got {value!r}")
-            else:
-                values[key] = float(value)
-        elif key == "steps":
-            ok = (isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool)
-                                                           for v in value))
-            if not ok or any(not 0 < v <= 100 for v in value) or list(value) != sorted(set(value)) \
-                    or value[-1] != 100:
-                problems.append(f"rollout_policy.steps: must be increasing percentages in 1..100 ending at 100, "
-                                f"got {value!r}")
-            else:
-                values[key] = tuple(value)
-        elif key == "inconclusive_action":
-            if value not in ("pause", "fail"):
-                problems.append(f"rollout_policy.inconclusive_action: must be 'pause' or 'fail', got {value!r}")
-            else:
-                values[key] = value
-        elif key == "promotion_window":
-            if value not in ("", None) and not (isinstance(value, str) and WINDOW.match(value)):
-                problems.append(f"rollout_policy.promotion_window: must look like '02:00-05:00', got {value!r}")
-            else:
-                values[key] = value or ""
-        elif key == "promotion_weekdays":
-            if not isinstance(value, list) or not value or any(v not in WEEKDAYS for v in value):
-                problems.append(f"rollout_policy.promotion_weekdays: must be a list of {', '.join(WEEKDAYS)}, "
-                                f"got {value!r}")
-            else:
-                values[key] = tuple(value)
-        elif key == "canary_hosts":
-            if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
-                problems.append(f"rollout_policy.canary_hosts: must be a list of inventory host names, got {value!r}")
-            else:
-                values[key] = tuple(value)
-        elif key == "promotion_not_before":
-            values[key] = _instant(key, value, problems)
-        elif key == "promotion_timezone":
-            values[key] = _timezone(value, problems)
-        elif key == "notify_url":
-            if not isinstance(value, str) or (value and not value.startswith(("http://", "https://"))):
-                problems.append(f"rollout_policy.notify_url: must be an http(s) URL, got {value!r}")
-            else:
-                values[key] = value
+            continue
+        try:
+            values[key] = VALIDATORS[key](value)
+        except Invalid as exc:
+            problems.append(f"rollout_policy.{key}: {exc}")
     policy = replace(base or Policy(), **values)
     if policy.step_max_s < policy.dwell_s:
         problems.append(f"rollout_policy.step_max_s ({policy.step_max_s}) must be ≥ dwell_s ({policy.dwell_s})")
     if problems:
         raise PolicyError(problems)
     return policy
-
-
-def _instant(key: str, value: Any, problems: list[str]) -> str:
-    from datetime import datetime
-
-    if value in ("", None):
-        return ""
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        problems.append(f"rollout_policy.{key}: must be an ISO 8601 time with an offset "
-                        f"(2026-11-26T02:00:00+01:00), got {value!r}")
-        return ""
-    return parsed.isoformat()
-
-
-def _timezone(value: Any, problems: list[str]) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(str(value))
-    except (ZoneInfoNotFoundError, ValueError):
-        problems.append(f"rollout_policy.promotion_timezone: unknown time zone {value!r}")
-    return str(value)

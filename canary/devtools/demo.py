@@ -55,8 +55,7 @@ def main() -> int:
     store = Store(Path(os.environ.get("VOXFLEET_STATE_DIR", REPO_ROOT / "build" / "demo-state")) / "rollouts.db")
     controller = controller_for(fleet, store, log=lambda line: print(f"  {line}", flush=True))
     if store.active(controller.fleet_key):
-        controller.abort("a previous demo was interrupted")
-        follow(controller, store.active(controller.fleet_key))
+        follow(controller, controller.abort("a previous demo was interrupted"))
 
     banner(f"steady traffic through the LB ({fleet.lb_public_url}), then: rollout start v1.3.0")
     load = LoadGenerator(fleet.lb_public_url, rps=3).start(duration_s=1800)

@@ -227,7 +227,7 @@ class Controller:
     def _on_listed_hosts(self, record: Record, state: RolloutState, data: dict[str, Any]
                          ) -> tuple[Record, RolloutState]:
         """A roll back drops the hosts gone from the inventory (the LB stops routing to them)."""
-        state = replace(state, **on_listed_hosts(state, self.fleet))
+        state = on_listed_hosts(state, self.fleet)
         return self._save(record, state, "inventory changed", data), state
 
     def _apply_layout(self, state: RolloutState, record: Record | None = None) -> str:
@@ -412,8 +412,8 @@ class Controller:
                     return self._enter(record, state, Phase.PREFLIGHT_FAILED, why)[0]
                 if state.phase is not Phase.ROLLING_BACK:
                     listed = on_listed_hosts(replace(state, new_hosts=rollback_targets(state)), self.fleet)
-                    record, state = self._enter(record, state, Phase.ROLLING_BACK, why, rollback_stage="drain",
-                                                paused_phase=None, **listed)
+                    record, state = self._enter(record, listed, Phase.ROLLING_BACK, why, rollback_stage="drain",
+                                                paused_phase=None)
                 elif inventory_drift(state, self.fleet).blocking:  # already rolling back: on listed hosts only
                     record, state = self._on_listed_hosts(record, state, {"reason": why})
                 if state.rollback_stage in ("", "drain"):

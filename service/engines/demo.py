@@ -209,21 +209,19 @@ class DemoEngine:
             noise_list.append(torch.full((frames,), noise * (1.0 + 0.3 * float(t[5]))))
             amp_list.append(torch.full((frames,), amp))
 
-        f0 = torch.cat(f0_list)
-        formants = torch.cat(form_list)
-        voiced = torch.cat(voiced_list)
-        noise_amt = torch.cat(noise_list)
-        amp = torch.cat(amp_list)
-        n_frames = f0.shape[0]
+        f0_track = torch.cat(f0_list)
+        n_frames = f0_track.shape[0]
         # Declining intonation over the utterance and coarticulation between units.
         frame_t = torch.arange(n_frames, dtype=torch.float32) / frames_per_sec
-        f0 = f0 * torch.linspace(1.1, 0.85, n_frames) * (1.0 + 0.02 * torch.sin(2 * math.pi * 5.0 * frame_t))
-        f0, voiced, noise_amt, amp = (_smooth(x, 9) for x in (f0, voiced, noise_amt, amp))
-        formants = torch.stack([_smooth(formants[:, j], 7) for j in range(3)], dim=-1)
+        f0_track = f0_track * torch.linspace(1.1, 0.85, n_frames) * (1.0 + 0.02 * torch.sin(2 * math.pi * 5.0 * frame_t))
+        f0_track, voiced_track, noise_track, amp_track = (
+            _smooth(x, 9) for x in (f0_track, torch.cat(voiced_list), torch.cat(noise_list), torch.cat(amp_list)))
+        formant_tracks = torch.cat(form_list)
+        formant_tracks = torch.stack([_smooth(formant_tracks[:, j], 7) for j in range(3)], dim=-1)
 
-        harmonic = self._harmonic_source(f0, formants, voiced * amp)
-        noise = self._noise_source(formants, noise_amt * amp, seed, harmonic.shape[0])
-        audio = harmonic + noise
+        harmonic = self._harmonic_source(f0_track, formant_tracks, voiced_track * amp_track)
+        aspiration = self._noise_source(formant_tracks, noise_track * amp_track, seed, harmonic.shape[0])
+        audio = harmonic + aspiration
         audio = audio * _fade(audio.shape[0], int(0.01 * sr))
         rms = torch.sqrt(torch.mean(audio**2) + 1e-12)
         audio = audio * (10 ** (self.target_rms_db / 20.0) / rms) * self.output_gain

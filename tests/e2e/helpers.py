@@ -28,7 +28,7 @@ def start(version: str, env: dict[str, str], *extra: str) -> subprocess.Complete
     return rollout("start", version, *DEMO_POLICY, *extra, check=False, env=env)
 
 
-def versions(fleet: Fleet) -> dict[str, str]:
+def versions(fleet: Fleet) -> dict[str, str | None]:
     """What each host runs, read from the hosts themselves."""
     return {h: s.version for h, s in fleet_ops.facts(fleet, strict=True).items()}
 
@@ -95,7 +95,8 @@ class WebhookReceiver:
     """A real HTTP server on 127.0.0.1 that keeps every JSON body posted to it."""
 
     def __init__(self) -> None:
-        received = self.received = []
+        received: list[dict[str, Any]] = []
+        self.received = received
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)

@@ -1,5 +1,5 @@
 """Linters as tests: the roles and playbooks pass ansible-lint's production profile, the
-Python passes ruff, the workflows pass actionlint (with shellcheck on their `run:`
+Python passes ruff and mypy, the workflows pass actionlint (with shellcheck on their `run:`
 scripts) and the Dockerfile passes hadolint."""
 
 from __future__ import annotations
@@ -40,6 +40,12 @@ def test_python_passes_ruff():
     result = subprocess.run([tool("ruff"), "check", "service", "canary", "models", "bench", "tests"],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_python_passes_the_type_checker():
+    # What it checks and how strictly: [tool.mypy] in pyproject.toml.
+    result = subprocess.run([tool("mypy")], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
 
 def test_workflows_pass_actionlint():

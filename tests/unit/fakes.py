@@ -15,6 +15,7 @@ from typing import Any
 
 from canary.adapters.ansible import HostResult, PlaybookResult
 from canary.adapters.fleet import FleetError
+from canary.adapters.store import Record
 from canary.decisions.access_log import Attempt, Request
 from canary.decisions.fleet_state import NodeState
 from canary.decisions.inventory import Fleet, Node
@@ -168,6 +169,13 @@ def make_fleet(tmp_path: Path, policy: dict | None = None, hosts: int = 3) -> Fl
                   for i in range(1, hosts + 1))
     return Fleet(source=tmp_path / "inventory", nodes=nodes, lbs=("lb1",), registry="reg:5000",
                  registry_push="127.0.0.1:5000", repository="tts", policy=parse_policy(policy or POLICY))
+
+
+def ticked(controller: Controller) -> Record:
+    """One tick of a controller that has an active rollout."""
+    record = controller.tick()
+    assert record is not None, "no active rollout to tick"
+    return record
 
 
 def to_first_step(controller: Controller, clock: FakeClock, rollout_id: str) -> None:

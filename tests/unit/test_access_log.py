@@ -117,7 +117,7 @@ def test_malformed_lines_raise_malformed_line(bad: str):
 
 
 def test_parse_lines_skips_and_counts_malformed_lines():
-    lines = [line(request_id="1"), "garbage", "", line(request_id="2").encode(), b"\xff\xfe", line(status="x")]
+    lines: list[str | bytes] = [line(request_id="1"), "garbage", "", line(request_id="2").encode(), b"\xff\xfe", line(status="x")]
     requests, malformed = parse_lines(lines)
     assert [r.request_id for r in requests] == ["1", "2"] and malformed == 3
 

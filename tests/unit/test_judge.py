@@ -106,7 +106,8 @@ def test_sprt_boundaries_and_direction():
 def test_rule_of_three():
     assert requests_to_clear(0, 0.01) == 299  # 0 errors in 299 requests: one-sided 95% upper < 1%
     assert requests_to_clear(0, 0.05) == 59
-    assert cp_upper(3, requests_to_clear(3, 0.05), 0.05) <= 0.05 < cp_upper(3, requests_to_clear(3, 0.05) - 1, 0.05)
+    needed = requests_to_clear(3, 0.05)
+    assert needed is not None and cp_upper(3, needed, 0.05) <= 0.05 < cp_upper(3, needed - 1, 0.05)
     assert requests_to_clear(0, 0.0) is None
 
 
@@ -273,8 +274,8 @@ def test_identical_samples_never_fail(rows: list[tuple[int | None, float]], min_
 def test_never_pass_below_min_requests(canary_rows, stable_rows, min_requests: int, looks: int):
     verdict = judge(as_attempts(CANARY, canary_rows), as_attempts(STABLE, stable_rows),
                     Policy(min_requests=min_requests), looks)
-    for m in (verdict, *verdict.metrics):
-        assert m.verdict != "pass" or verdict.canary_n >= min_requests
+    for outcome in (verdict.verdict, *(m.verdict for m in verdict.metrics)):
+        assert outcome != "pass" or verdict.canary_n >= min_requests
     assert verdict.canary_n <= len(canary_rows)
 
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from service.model_dir import write_manifest
 from service.model_source import ModelSourceError, fetch_model, resolve_model
 
 FIELDS = {"name": "voxfleet-demo", "version": "v1.3.0", "engine": "demo", "sample_rate": 44_100}
-FAST = {"timeout_s": 2.0, "attempts": 2, "backoff_s": 0.0}
+FAST: dict[str, Any] = {"timeout_s": 2.0, "attempts": 2, "backoff_s": 0.0}
 
 
 @pytest.fixture

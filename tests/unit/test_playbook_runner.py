@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from canary.adapters.ansible import REDACTED, HostResult, PlaybookResult, PlaybookRun, _Collector, runner_kwargs
+from canary.adapters.ansible import (
+    REDACTED,
+    HostResult,
+    PlaybookResult,
+    PlaybookRun,
+    ProgressEvent,
+    _Collector,
+    runner_kwargs,
+)
 
 
 def test_runner_kwargs_isolate_each_run_and_keep_secrets_off_the_command_line(tmp_path):
@@ -27,7 +35,7 @@ def event(kind: str, host: str, task: str, res: dict) -> dict:
 
 
 def test_collector_keeps_facts_and_failure_messages_with_secrets_redacted():
-    progress = []
+    progress: list[ProgressEvent] = []
     collect = _Collector(("hunter2",), progress.append)
     assert collect(event("runner_on_ok", "node1", "Report tts_node state",
                          {"ansible_facts": {"tts_node_report": {"version": "v1.3.0"}}}))

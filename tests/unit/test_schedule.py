@@ -54,6 +54,7 @@ def test_spring_forward_skipped_hour_opens_after_the_jump():
     # 2026-03-29: Berlin clocks go from 02:00 to 03:00; a window opening at 02:30 opens at 03:30 CEST
     p = parse_policy({"promotion_window": "02:30-04:00", "promotion_timezone": "Europe/Berlin"})
     window = window_of(p)
+    assert window is not None
     opened = window.next_open(at("2026-03-29T01:00"))
     assert datetime.fromtimestamp(opened, BERLIN).strftime("%H:%M %Z") == "03:30 CEST"
     assert window.is_open(at("2026-03-29T03:45"))
@@ -63,6 +64,7 @@ def test_fall_back_repeated_hour_counts_once():
     # 2026-10-25: Berlin clocks go from 03:00 back to 02:00; the window 02:00-03:00 is the first pass
     p = parse_policy({"promotion_window": "02:00-03:00", "promotion_timezone": "Europe/Berlin"})
     window = window_of(p)
+    assert window is not None
     first_pass = datetime(2026, 10, 25, 2, 30, tzinfo=BERLIN, fold=0).timestamp()
     second_pass = datetime(2026, 10, 25, 2, 30, tzinfo=BERLIN, fold=1).timestamp()
     assert window.is_open(first_pass)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import threading
 
 import pytest
@@ -46,7 +47,10 @@ def test_exceptions_are_delivered_and_the_worker_keeps_going(worker):
 def test_jobs_run_in_submission_order_on_one_thread_that_is_not_the_caller():
     worker = InferenceWorker(max_queue=20)
     runs: list[tuple[int, int]] = []
-    futures = [worker.submit(lambda i=i: runs.append((i, threading.get_ident()))) for i in range(20)]
+    def record(i: int) -> None:
+        runs.append((i, threading.get_ident()))
+
+    futures = [worker.submit(functools.partial(record, i)) for i in range(20)]
     for f in futures:
         f.result(WAIT)
     worker.stop()
