@@ -18,10 +18,12 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml requirements/image.txt requirements/torch.txt requirements/controller.txt requirements/test.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(FIND_LINKS) -r requirements/torch.txt -r requirements/image.txt \
-		-r requirements/controller.txt -r requirements/test.txt
-	$(PIP) install -q --no-deps -e .
+	@mkdir -p build/logs
+	@echo "installing the pinned packages into $(VENV) (log: build/logs/setup.log)"
+	@( $(PIP) install -q --upgrade pip && \
+	   $(PIP) install -q $(FIND_LINKS) -r requirements/torch.txt -r requirements/image.txt \
+		-r requirements/controller.txt -r requirements/test.txt && \
+	   $(PIP) install -q --no-deps -e . ) > build/logs/setup.log 2>&1 || { tail -40 build/logs/setup.log; exit 1; }
 	touch $@
 
 models: setup

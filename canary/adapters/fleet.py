@@ -28,6 +28,26 @@ class FleetError(RuntimeError):
 Progress = Callable[[ProgressEvent], None]
 
 
+# What a deploy's progress says, per host, as each milestone task finishes.
+MILESTONES = {
+    "Pull the service image": "image pulled",
+    "Run the service container": "container started",
+    "Wait until the model is loaded and warm-up passed its audio checks": "model loaded, warm-up passed",
+    "Synthesise a probe sentence": "speaks: probe sentence passed",
+}
+
+
+def milestones(log: Callable[[str], None], version: str) -> Progress:
+    """A deploy's progress as one line per host and milestone (and per failure)."""
+    def on_event(event: ProgressEvent) -> None:
+        task = event.task.rpartition(" : ")[2]  # role tasks come as "role : name"
+        if event.host and event.outcome in ("ok", "changed") and task in MILESTONES:
+            log(f"  {event.host}: {version} {MILESTONES[task]}")
+        elif event.host and event.outcome in ("failed", "unreachable"):
+            log(f"  {event.host}: {event.outcome} at '{task}'")
+    return on_event
+
+
 def _secrets(fleet: Fleet) -> dict[str, str]:
     """Secrets from the controller's environment (a CI secret), handed to Ansible out of band."""
     password = os.environ.get("VOXFLEET_REGISTRY_PASSWORD", "")

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from service.model_dir import ModelDirError, ModelManifest, verify_model_dir
 
@@ -68,8 +69,10 @@ def _wheels(wheelhouse: Path) -> dict[tuple[str, str], Path]:
     return found
 
 
-def _stream(cmd: list[str], what: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
-    """Run `cmd`, copying its output to stderr; raise ImageBuildError with the tail on failure."""
+def _stream(cmd: list[str], what: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            log: TextIO | None = None) -> None:
+    """Run `cmd`, copying its output to `log` (default stderr); raise ImageBuildError with
+    the tail on failure."""
     tail: collections.deque[str] = collections.deque(maxlen=40)
     try:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -77,13 +80,14 @@ def _stream(cmd: list[str], what: str, cwd: Path | None = None, env: dict[str, s
         raise ImageBuildError(f"{what}: cannot run {cmd[0]} ({exc})") from exc
     assert proc.stdout is not None
     for line in proc.stdout:
-        sys.stderr.write(line)
+        (log or sys.stderr).write(line)
         tail.append(line.rstrip("\n"))
     if proc.wait() != 0:
-        raise ImageBuildError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}", "\n".join(tail))
+        where = f" (whole log: {log.name})" if log is not None and hasattr(log, "name") else ""
+        raise ImageBuildError(f"{what} failed (exit {proc.returncode}){where}: {' '.join(cmd)}", "\n".join(tail))
 
 
-def build_wheelhouse(repo_root: Path, dest: Path) -> Path:
+def build_wheelhouse(repo_root: Path, dest: Path, log: TextIO | None = None) -> Path:
     """Download every pinned wheel for the image into `dest`; a no-op when all are there."""
     repo_root, dest = Path(repo_root), Path(dest)
     pins = _pins(repo_root)
@@ -92,7 +96,7 @@ def build_wheelhouse(repo_root: Path, dest: Path) -> Path:
         if pins.get(name) != version:
             path.unlink()
     if all((name, version) in _wheels(dest) for name, version in pins.items()):
-        print(f"wheelhouse {dest}: all {len(pins)} pinned wheels present", file=sys.stderr)
+        print(f"wheelhouse {dest}: all {len(pins)} pinned wheels present", file=log or sys.stderr)
         return dest
     # An unpinned or missing local torch would make pip fetch a multi-GB CUDA build.
     torch = pins.get("torch")
@@ -102,7 +106,7 @@ def build_wheelhouse(repo_root: Path, dest: Path) -> Path:
            "--find-links", str(TORCH_WHEELS), "--dest", str(dest)]
     for rel in REQUIREMENT_FILES:
         cmd += ["-r", str(repo_root / rel)]
-    _stream(cmd, "wheelhouse download")
+    _stream(cmd, "wheelhouse download", log=log)
     missing = sorted(f"{n}=={v}" for n, v in pins.items() if (n, v) not in _wheels(dest))
     if missing:
         raise ImageBuildError(f"wheelhouse {dest} still lacks: {', '.join(missing)}")
@@ -113,14 +117,14 @@ def image_present(image: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", image], check=False, capture_output=True).returncode == 0
 
 
-def ensure_base_image(repo_root: Path, image: str = DEFAULT_BASE_IMAGE) -> None:
+def ensure_base_image(repo_root: Path, image: str = DEFAULT_BASE_IMAGE, log: TextIO | None = None) -> None:
     """Make sure `image` is in the local engine: build voxfleet/base:* offline, pull anything else."""
     if image_present(image):
         return
     if image.startswith("voxfleet/base:"):
-        _stream([str(Path(repo_root) / "docker" / "build-base-image.sh"), image], f"building base image {image}")
+        _stream([str(Path(repo_root) / "docker" / "build-base-image.sh"), image], f"building base image {image}", log=log)
     else:
-        _stream(["docker", "pull", image], f"pulling base image {image}")
+        _stream(["docker", "pull", image], f"pulling base image {image}", log=log)
 
 
 def _git(repo_root: Path, *args: str) -> str | None:
@@ -156,12 +160,13 @@ def model_manifest(repo_root: Path, version: str) -> ModelManifest:
 
 
 def build_image(repo_root: Path, version: str, tag: str, base_image: str = DEFAULT_BASE_IMAGE,
-                git_revision: str = "unknown") -> str:
-    """`docker build` the service image for model `version` as `tag`; returns the image id."""
+                git_revision: str = "unknown", log: TextIO | None = None) -> str:
+    """`docker build` the service image for model `version` as `tag`; returns the image id.
+    The build's output goes to `log` (default stderr)."""
     repo_root = Path(repo_root)
     manifest = model_manifest(repo_root, version)
-    build_wheelhouse(repo_root, repo_root / "build" / "wheelhouse")
-    ensure_base_image(repo_root, base_image)
+    build_wheelhouse(repo_root, repo_root / "build" / "wheelhouse", log)
+    ensure_base_image(repo_root, base_image, log)
     commit_time = _git(repo_root, "log", "-1", "--format=%cI")
     created = commit_time or datetime.now(UTC).isoformat(timespec="seconds")
     args = {
@@ -176,7 +181,7 @@ def build_image(repo_root: Path, version: str, tag: str, base_image: str = DEFAU
             cmd += ["--build-arg", f"{key}={value}"]
         env = dict(os.environ)
         env.setdefault("DOCKER_BUILDKIT", "0")  # docker.io 20.10 here has no buildx
-        _stream([*cmd, str(repo_root)], f"docker build of {tag}", env=env)
+        _stream([*cmd, str(repo_root)], f"docker build of {tag}", env=env, log=log)
         return iidfile.read_text().strip()
 
 

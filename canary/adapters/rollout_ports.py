@@ -4,6 +4,7 @@ access log is read by `canary.adapters.lb_log`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from canary.adapters import fleet as fleet_ops
@@ -15,19 +16,17 @@ from canary.decisions.fleet_state import NodeState
 from canary.decisions.inventory import Fleet
 from canary.decisions.traffic import UpstreamServer
 
-ACCESS_LOG = "/var/log/nginx/tts_access.json"
-MAX_READ_BYTES = 32 * 1024 * 1024
-
 
 class AnsibleFleet:
-    def __init__(self, fleet: Fleet) -> None:
-        self.fleet = fleet
+    def __init__(self, fleet: Fleet, log: Callable[[str], None] | None = None) -> None:
+        self.fleet, self.log = fleet, log
 
     def states(self) -> dict[str, NodeState]:
         return fleet_ops.facts(self.fleet, strict=True)
 
     def deploy(self, version: str, hosts: list[str], pull_only: bool = False) -> None:
-        fleet_ops.deploy(self.fleet, version, hosts, pull_only=pull_only)
+        progress = fleet_ops.milestones(self.log, version) if self.log else None
+        fleet_ops.deploy(self.fleet, version, hosts, pull_only=pull_only, on_event=progress)
 
 
 class AnsibleTraffic:

@@ -45,3 +45,19 @@ def _estimate(state: RolloutState, verdict: dict[str, Any], now: float) -> str:
     per_step = max(policy["dwell_s"], policy["min_requests"] / rate if rate else 0)
     return (f"this step ~{wait:.0f}s more ({canary_n}/{policy['min_requests']} canary requests at "
             f"{rate:.1f}/s), then {steps_left} step(s) of ~{per_step:.0f}s and promotion")
+
+
+def event_line(state: RolloutState, kind: str, data: dict[str, Any]) -> str:
+    """One line for the controller's log: the phase, and what this event did to which host."""
+    where = f" step {state.step_index + 1}/{len(state.steps)} ({state.weight_set}%)" \
+        if state.phase is Phase.TRAFFIC else ""
+    hosts = ", ".join(data.get("hosts") or state.new_hosts or state.canary_hosts)
+    what = {
+        "verdict": lambda: (data.get("decision") or {}).get("reason", ""),
+        "weights live": lambda: f"{data.get('canary_percent')}% of traffic to {state.version} on {hosts}",
+        "batch promoted": lambda: f"{hosts} now on {state.version} and back in traffic "
+                                  f"(batch {data.get('batch')}/{len(state.batches)})",
+        "traffic off new version": lambda: f"traffic off {state.version} on {hosts}",
+        "previous version restored": lambda: f"{state.stable_version} restored on {hosts or 'every host'}",
+    }.get(kind, lambda: str(data.get("reason") or state.reason or ""))()
+    return f"{state.phase.value}{where}: {kind}{' — ' + what if what else ''}"

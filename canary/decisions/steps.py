@@ -29,8 +29,9 @@ def rollback_targets(state: RolloutState) -> list[str]:
     return [h for h in state.upstream if h in set(hosts)]
 
 
-def decide_step(state: RolloutState, verdict: Verdict, now: float) -> StepDecision:
-    """What a traffic step does after an analysis (pure)."""
+def decide_step(state: RolloutState, verdict: Verdict, now: float, calendar_now: float | None = None) -> StepDecision:
+    """What a traffic step does after an analysis (pure). `calendar_now`: the time promotion
+    windows are judged at (default `now`)."""
     policy = parse_policy(state.policy)
     if verdict.verdict == "fail" and state.consecutive_fails + 1 >= policy.consecutive_failures:
         return StepDecision("rollback", f"analysis failed {state.consecutive_fails + 1}× in a row: {verdict.summary}")
@@ -43,7 +44,7 @@ def decide_step(state: RolloutState, verdict: Verdict, now: float) -> StepDecisi
         return StepDecision("advance", f"step {state.step_weight}% promoted by an operator: {verdict.summary}")
     dwell_left = policy.dwell_s - (now - (state.step_started_at or now))
     if verdict.verdict == "pass" and dwell_left <= 0:
-        allowed, why = promotion_gate(policy, now)
+        allowed, why = promotion_gate(policy, now if calendar_now is None else calendar_now)
         if state.step_index == 0 and not allowed:
             return StepDecision("wait", f"canary healthy; {why}")
         return StepDecision("advance", f"step {state.step_weight}% passed: {verdict.summary}")

@@ -4,16 +4,22 @@ Brings the sandbox up, builds and publishes v1.2.0 and v1.3.0, puts v1.2.0 on ev
 host, starts steady synthetic traffic through the LB, then rolls v1.3.0 out with
 short demo timings (canary at 10%, judged, 50%, 100%, promoted host by host) and
 shows it reach every host with the clients' view of it.
+
+Long builds write to build/logs/ (their last lines are shown when they fail); the
+rollout is recorded in the state store every `rollout` command reads, so `rollout
+status` and `rollout history` show it afterwards.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 
-from canary import DEFAULT_INVENTORY as SANDBOX_INVENTORY
-from canary import REPO_ROOT
+from canary import DEFAULT_INVENTORY, REPO_ROOT
 from canary.adapters import fleet as fleet_ops
 from canary.adapters import images
 from canary.adapters.images import image_tag
@@ -22,38 +28,77 @@ from canary.adapters.store import Store
 from canary.decisions.phases import EXIT_SUCCEEDED
 from canary.devtools import sandbox
 from canary.devtools.loadgen import LoadGenerator
-from canary.rollout.production import controller_for, follow
+from canary.rollout.production import controller_for, follow, state_path
 from models.recipe import build as build_model
 
 DEMO_POLICY = {"steps": [10, 50, 100], "dwell_s": 15, "min_requests": 20, "interval_s": 5,
                "step_max_s": 300, "consecutive_failures": 2, "batch_size": 1,
                "max_error_rate": 0.2}  # with no errors, a 20% cap is proven after 14 canary requests
+LOGS = REPO_ROOT / "build" / "logs"
+T = TypeVar("T")
 
 
 def banner(text: str) -> None:
     print(f"\n=== {text}", flush=True)
 
 
+def say(text: str) -> None:
+    print(f"  {text}", flush=True)
+
+
+@contextmanager
+def ticking(what: str, every_s: float = 15.0) -> Iterator[None]:
+    """Print that `what` is still going every `every_s` seconds until the block ends."""
+    done = threading.Event()
+    started = time.monotonic()
+
+    def beat() -> None:
+        while not done.wait(every_s):
+            say(f"… {what} ({time.monotonic() - started:.0f} s)")
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def logged(what: str, name: str, step: Callable[..., T], *args: object) -> T:
+    """Run a build step with its output in build/logs/NAME.log, shown (the end) on failure."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    path = LOGS / f"{name}.log"
+    with open(path, "w") as log, ticking(what):
+        try:
+            return step(*args, log=log)
+        except Exception:
+            say(f"{what} failed; the whole log is in {path}")
+            raise
+
+
 def main() -> int:
     banner("sandbox fleet: registry, 3 GPU-host stand-ins, nginx LB")
     spec = sandbox.SandboxSpec(hosts=3)
-    for name, what in sandbox.up(spec, SANDBOX_INVENTORY, REPO_ROOT).items():
-        print(f"  {name:<20} {what}")
-    fleet = load_fleet(SANDBOX_INVENTORY, DEMO_POLICY)
+    for name, what in logged("bringing the sandbox up", "sandbox-up", sandbox.up, spec, DEFAULT_INVENTORY,
+                             REPO_ROOT).items():
+        say(f"{name:<20} {what}")
+    fleet = load_fleet(DEFAULT_INVENTORY, DEMO_POLICY)
 
-    banner("build and publish v1.2.0 and v1.3.0")
+    banner(f"build and publish v1.2.0 and v1.3.0 (build output: {LOGS}/)")
     for version in ("v1.2.0", "v1.3.0"):
         build_model(version, REPO_ROOT / "build" / "models")
-        images.build_image(REPO_ROOT, version, image_tag(version, None), git_revision=images.git_revision(REPO_ROOT))
+        logged(f"building the {version} image", f"build-{version}", images.build_image, REPO_ROOT, version,
+               image_tag(version, None), images.DEFAULT_BASE_IMAGE, images.git_revision(REPO_ROOT))
         digest = images.push_image(image_tag(version, None), fleet.image(version, for_push=True))
-        print(f"  {fleet.image(version)}  {digest}")
+        say(f"{fleet.image(version)}  {digest}")
 
     banner("v1.2.0 on every host, traffic spread evenly")
-    fleet_ops.deploy(fleet, "v1.2.0")
+    with ticking("deploying v1.2.0"):
+        fleet_ops.deploy(fleet, "v1.2.0", on_event=fleet_ops.milestones(say, "v1.2.0"))
     fleet_ops.set_traffic(fleet, canary={}, stable={n.name: "v1.2.0" for n in fleet.nodes}, canary_percent=0)
 
-    store = Store(Path(os.environ.get("VOXFLEET_STATE_DIR", REPO_ROOT / "build" / "demo-state")) / "rollouts.db")
-    controller = controller_for(fleet, store, log=lambda line: print(f"  {line}", flush=True))
+    store = Store(state_path())
+    controller = controller_for(fleet, store, log=say)
     if store.active(controller.fleet_key):
         follow(controller, controller.abort("a previous demo was interrupted"))
 
@@ -67,9 +112,10 @@ def main() -> int:
 
     banner("result")
     for host, state in sorted(fleet_ops.facts(fleet).items()):
-        print(f"  {host}: {state.version} ({state.health}) image {state.image_digest or state.image}")
-    print(f"  clients: {traffic.summary()}")
-    print("  more: rollout status | rollout history | rollout sandbox status | rollout sandbox down")
+        say(f"{host}: {state.version} ({state.health}) image {state.image_digest or state.image}")
+    say(f"clients: {traffic.summary()}")
+    say("next: rollout status | rollout history | rollout show " + record.id + " | rollout sandbox status")
+    say("      rollout sandbox down (removes the sandbox)")
     return 0 if code == EXIT_SUCCEEDED and not traffic.failed else 1
 
 

@@ -22,6 +22,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TextIO
 
 import yaml
 
@@ -238,9 +239,10 @@ def write_inventory(spec: SandboxSpec, inventory_dir: Path) -> bool:
     return _write_if_changed(_private(inventory_dir) / "state.json", state) or changed
 
 
-def up(spec: SandboxSpec, inventory_dir: Path, repo_root: Path) -> dict[str, str]:
-    """Bring the sandbox to `spec`; returns container name -> what happened."""
-    images.ensure_base_image(repo_root)
+def up(spec: SandboxSpec, inventory_dir: Path, repo_root: Path, log: TextIO | None = None) -> dict[str, str]:
+    """Bring the sandbox to `spec`; returns container name -> what happened. A base image
+    made on the way writes its output to `log` (default stderr)."""
+    images.ensure_base_image(repo_root, log=log)
     public_key = _ensure_key(inventory_dir)
     if _docker("network", "inspect", spec.network).returncode != 0:
         _docker("network", "create", "--label", f"{LABEL}={spec.prefix}", spec.network, check=True)

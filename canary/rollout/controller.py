@@ -29,6 +29,7 @@ from canary.decisions.phases import Phase
 from canary.decisions.plan import RolloutState, plan_rollout, traffic_layout
 from canary.decisions.policy import Policy, parse_policy
 from canary.decisions.quality import compare
+from canary.decisions.status import event_line
 from canary.decisions.steps import decide_step, rollback_targets
 from canary.rollout.ports import Clock, FleetPort, MetricsPort, ProbePort, RegistryPort, TrafficPort
 
@@ -56,9 +57,10 @@ class Controller:
     def __init__(self, fleet: Fleet, store: Store, fleet_port: FleetPort, traffic: TrafficPort,
                  metrics: MetricsPort, probe: ProbePort, registry: RegistryPort, clock: Clock,
                  actor: str | None = None, log: Callable[[str], None] = lambda _: None,
-                 notifier: NullNotifier | WebhookNotifier | None = None) -> None:
+                 notifier: NullNotifier | WebhookNotifier | None = None, calendar: Clock | None = None) -> None:
         self.fleet, self.store, self.fleet_port, self.traffic = fleet, store, fleet_port, traffic
         self.metrics, self.probe, self.registry, self.clock = metrics, probe, registry, clock
+        self.calendar = calendar or clock  # the time promotion windows are judged at
         self.actor = actor or getpass.getuser()
         self.log = log
         self.notifier = notifier or notifier_for(fleet.policy.notify_url)
@@ -79,10 +81,7 @@ class Controller:
                                 record.revision, kind, self.actor, data or {}, result=result,
                                 reason=state.reason or None, ended=ended, stable_version=state.stable_version or None,
                                 image_digest=state.image_digest or None, git_revision=state.git_revision or None)
-        where = f" step {state.step_index + 1}/{len(state.steps)} ({state.weight_set}%)" \
-            if state.phase is Phase.TRAFFIC else ""
-        detail = (data or {}).get("decision", {}).get("reason", "") if kind == "verdict" else state.reason
-        self.log(f"{state.phase.value}{where}: {kind}{' — ' + detail if detail else ''}")
+        self.log(event_line(state, kind, data or {}))
         if os.environ.get(CRASH_AFTER_ENV) == kind:
             os.kill(os.getpid(), signal.SIGKILL)
         return saved
@@ -314,7 +313,7 @@ class Controller:
             stable = self._baseline(record, state)  # stable is only a backup now: compare with the last step
         policy = parse_policy(state.policy)
         verdict = judge(canary, stable, policy, looks=state.looks + 1)
-        decision = decide_step(state, verdict, self.clock.now())
+        decision = decide_step(state, verdict, self.clock.now(), self.calendar.now())
         evidence = {"verdict": verdict_dict(verdict), "decision": asdict(decision),
                     "step": state.step_index + 1, "weight": state.weight_set}
         state = replace(state, looks=state.looks + 1, last_verdict=evidence,
@@ -387,7 +386,8 @@ class Controller:
             for i in range(0, len(state.new_hosts), size):  # in batches: some may still serve
                 self.fleet_port.deploy(state.stable_version, state.new_hosts[i:i + size])
             return self._save(record, replace(state, rollback_stage="readmit", new_hosts=[]),
-                              "previous version restored", {"version": state.stable_version})
+                              "previous version restored", {"version": state.stable_version,
+                                                            "hosts": state.new_hosts})
         self._apply_layout(state)
         return self._enter(record, state, Phase.ROLLED_BACK, state.reason)[0]
 

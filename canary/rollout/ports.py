@@ -7,6 +7,7 @@ live in `adapters.py`; unit tests use in-memory fakes (`tests/unit/fakes.py`).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Protocol
 
 from canary.decisions.access_log import Request
@@ -60,3 +61,22 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds))
+
+
+class ShiftedClock:
+    """Another clock's time plus the seconds written in a file (read at every `now`), so a
+    rehearsal or a test can move the calendar a rollout's promotion window is judged
+    at (`VOXFLEET_CALENDAR_SHIFT_FILE`) without waiting for the wall clock."""
+
+    def __init__(self, base: Clock, shift_file: Path) -> None:
+        self.base, self.shift_file = base, shift_file
+
+    def now(self) -> float:
+        try:
+            shift = float(self.shift_file.read_text().strip() or 0)
+        except (OSError, ValueError):
+            shift = 0.0
+        return self.base.now() + shift
+
+    def sleep(self, seconds: float) -> None:
+        self.base.sleep(seconds)

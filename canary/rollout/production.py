@@ -16,7 +16,10 @@ from canary.decisions.inventory import Fleet
 from canary.decisions.phases import EXIT_CODES, EXIT_ERROR, Phase
 from canary.decisions.policy import parse_policy
 from canary.rollout.controller import Controller
-from canary.rollout.ports import SystemClock
+from canary.rollout.ports import ShiftedClock, SystemClock
+
+# A file of seconds to add to the time promotion windows are judged at (tests, rehearsals).
+CALENDAR_SHIFT_ENV = "VOXFLEET_CALENDAR_SHIFT_FILE"
 
 
 def state_path() -> Path:
@@ -36,8 +39,11 @@ def with_rollout_policy(fleet: Fleet, store: Store) -> Fleet:
 
 def controller_for(fleet: Fleet, store: Store, log: Callable[[str], None] = print) -> Controller:
     fleet = with_rollout_policy(fleet, store)
-    return Controller(fleet, store, AnsibleFleet(fleet), AnsibleTraffic(fleet), lb_access_log(fleet),
-                      AnsibleProbe(fleet), HttpRegistry(fleet), SystemClock(), log=log)
+    clock = SystemClock()
+    shift_file = os.environ.get(CALENDAR_SHIFT_ENV)
+    return Controller(fleet, store, AnsibleFleet(fleet, log), AnsibleTraffic(fleet), lb_access_log(fleet),
+                      AnsibleProbe(fleet), HttpRegistry(fleet), clock, log=log,
+                      calendar=ShiftedClock(clock, Path(shift_file)) if shift_file else None)
 
 
 def follow(controller: Controller, record: Record) -> int:

@@ -7,6 +7,7 @@ import pytest
 from canary.decisions.phases import Phase
 from canary.decisions.plan import RolloutState
 from canary.rollout.controller import Controller, RolloutError
+from canary.rollout.ports import ShiftedClock
 from tests.unit.fakes import POLICY, Crash, VersionBehaviour, make_fleet, run, to_first_step
 
 
@@ -252,6 +253,26 @@ def test_a_healthy_canary_waits_for_the_promotion_window(tmp_path, world):
     assert first_50 >= 1_800_000_000 + 3600
 
 
+def test_a_shifted_calendar_opens_the_window_and_moves_nothing_else(tmp_path, world):
+    """VOXFLEET_CALENDAR_SHIFT_FILE's clock: promotion windows are judged at the shifted
+    time; events, dwell and leases keep the controller's own clock."""
+    sim, store, _, clock = world
+    fleet = make_fleet(tmp_path, dict(POLICY, promotion_window="20:00-21:00", promotion_timezone="UTC",
+                                      step_max_s=7200))
+    shift = tmp_path / "shift"
+    c = Controller(fleet, store, sim, sim, sim, sim, sim, clock, actor="tester", calendar=ShiftedClock(clock, shift))
+    record = c.start("v1.3.0")
+    for _ in range(60):  # 10 minutes: held, 11 hours before the window opens
+        c.tick()
+        clock.sleep(10)
+    assert store.get(record.id).state["step_index"] == 0
+    shift.write_text(str(12 * 3600))
+    jumped_at = clock.now()
+    assert run(c, clock)[-1] == "SUCCEEDED"
+    step2 = next(e for e in store.events(record.id) if e.kind == "enter TRAFFIC" and "step 2" in e.data["reason"])
+    assert jumped_at <= step2.at < jumped_at + 60  # the next look after the shift, on the controller's clock
+
+
 def test_pause_holds_traffic_and_resume_continues(world):
     sim, store, controller, clock = world
     c = controller()
@@ -340,3 +361,15 @@ def test_rollback_knows_the_version_before_the_last_success(world):
     c.start("v1.2.0")  # rolling back is a release of the old version, by the same safe path
     assert run(c, clock)[-1] == "SUCCEEDED"
     assert set(sim.hosts.values()) == {"v1.2.0"}
+
+
+def test_each_log_line_says_what_happened_to_which_host(tmp_path, world):
+    sim, store, _, clock = world
+    lines: list[str] = []
+    c = Controller(make_fleet(tmp_path), store, sim, sim, sim, sim, sim, clock, actor="tester", log=lines.append)
+    c.start("v1.3.0")
+    assert run(c, clock)[-1] == "SUCCEEDED"
+    assert "TRAFFIC step 1/3 (10%): weights live — 10% of traffic to v1.3.0 on node1" in lines
+    promoted = [line for line in lines if "batch promoted" in line]
+    assert promoted == ["PROMOTING: batch promoted — node2 now on v1.3.0 and back in traffic (batch 1/2)",
+                        "PROMOTING: batch promoted — node3 now on v1.3.0 and back in traffic (batch 2/2)"]

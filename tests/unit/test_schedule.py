@@ -6,6 +6,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from canary.decisions.policy import PolicyError, parse_policy
 from canary.decisions.schedule import promotion_gate, window_of
@@ -91,3 +93,15 @@ def test_not_before_holds_until_the_given_instant():
 
 def test_no_window_means_any_time():
     assert promotion_gate(parse_policy({}), at("2026-11-25T14:00")) == (True, "")
+
+
+@given(start=st.integers(0, 1439), length=st.integers(1, 1439), now=st.integers(1_700_000_000, 1_900_000_000))
+def test_a_utc_window_is_open_exactly_at_its_minutes_whatever_the_time_of_day(start: int, length: int, now: int):
+    """The CI failure of the held-canary test was checked against the product here: at any
+    time of day, a window is open exactly during its minutes (midnight included)."""
+    end = (start + length) % 1440
+    window = f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
+    p = parse_policy({"promotion_window": window, "promotion_timezone": "UTC"})
+    minute = (now // 60) % 1440
+    inside = (minute - start) % 1440 < length
+    assert promotion_gate(p, float(now))[0] is inside
