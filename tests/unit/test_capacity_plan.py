@@ -47,7 +47,10 @@ def every_layout(stages: list[Stage], capacity: dict[str, Fraction]) -> list[tup
     share = Fraction(0)
     for stage in stages:
         target = None if stage.percent is None else Fraction(stage.percent, 100)
-        low, high = (Fraction(0), Fraction(1)) if stage.is_promotion else (share, target if new else Fraction(0))
+        if target is None:
+            low, high = Fraction(0), Fraction(1)
+        else:
+            low, high = share, target if new else Fraction(0)
         for batch in stage.switch:
             out.append((f"switching {batch}", switch_layout(new, batch, low, high, capacity)))
             new += batch
