@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from canary.adapters.inventory import load_fleet
 from canary.decisions.inventory import Fleet
@@ -13,6 +14,9 @@ from models.recipe import build
 from tests.sandbox_fleet import INVENTORY, bring_up, docker_works
 
 REPO = Path(__file__).resolve().parents[1]
+# These machines are noisy (2 cores shared with a sandbox fleet): no per-example deadline.
+settings.register_profile("voxfleet", deadline=None)
+settings.load_profile("voxfleet")
 
 
 @pytest.fixture(scope="session")

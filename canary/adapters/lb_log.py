@@ -21,6 +21,7 @@ import shlex
 import subprocess
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from canary.decisions.access_log import LogCursor, Request, parse_lines, split_complete
@@ -28,6 +29,7 @@ from canary.decisions.inventory import Fleet
 
 ACCESS_LOG = "/var/log/nginx/tts_access.json"
 MAX_READ_BYTES = 8 * 1024 * 1024  # per read; the rest comes with the next one
+TAIL_BYTES = 4 * 1024 * 1024  # how far back the request rate looks (about 10,000 requests)
 RemoteRun = Callable[[str], bytes]
 
 # Runs on the LB (python3 is there: Ansible needs it). Argument: JSON {path, generation,
@@ -64,6 +66,8 @@ if args["generation"] and args["generation"] != current:
                 current = ""  # not done with the rotated file yet
 if cur is not None and current:
     start = args["offset"] if current == args["generation"] and args["offset"] <= size else 0
+    if args.get("tail"):
+        start = max(0, size - args["tail"])
     take(cur, current, start)
 print(json.dumps({"current": current, "size": size, "segments": segments}))
 """
@@ -87,9 +91,9 @@ class AccessLogReader:
             self._addresses = self._resolve() if self._resolve else {}
         return self._addresses
 
-    def _read(self, cursor: LogCursor, max_bytes: int) -> dict[str, Any]:
+    def _read(self, cursor: LogCursor, max_bytes: int, tail: int = 0) -> dict[str, Any]:
         args = json.dumps({"path": self.path, "generation": cursor.generation, "offset": cursor.offset,
-                           "max": max_bytes})
+                           "max": max_bytes, "tail": tail})
         out = self.run(f"python3 -c {shlex.quote(READ_PROGRAM)} {shlex.quote(args)}")
         try:
             return dict(json.loads(out))
@@ -100,6 +104,19 @@ class AccessLogReader:
         """The end of the log now: a later `read` returns only what is logged after it."""
         answer = self._read(LogCursor(), 0)
         return {"generation": answer["current"], "offset": answer["size"]}
+
+    def request_rate(self, window_s: float) -> float:
+        """API requests per second over the last `window_s` seconds, from the log's tail."""
+        answer = self._read(LogCursor(), TAIL_BYTES, tail=TAIL_BYTES)
+        since = datetime.now(UTC) - timedelta(seconds=window_s)
+        count = 0
+        for segment in answer["segments"]:
+            data = base64.b64decode(segment["data"])
+            if segment["start"] > 0:
+                data = data[data.find(b"\n") + 1:]  # the first line may be cut
+            lines, _ = split_complete(data)
+            count += sum(1 for r in parse_lines(lines)[0] if r.time >= since)
+        return count / window_s
 
     def read(self, cursor: dict[str, Any]) -> tuple[list[Request], dict[str, Any]]:
         """API requests logged since `cursor` (all of the current log for an empty one)."""

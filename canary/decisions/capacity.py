@@ -232,3 +232,14 @@ def plan_stages(hosts: Sequence[Host], steps: Sequence[int], headroom: float, ba
         new += batch
         stages.append(Stage(None, (batch,), tuple(new), max(drain_peak, planner.peak(Layout(frozenset(new))))))
     return stages
+
+
+def drain_shortfall(capacity: Mapping[str, Fraction], out: set[str], rate_rps: float, unit_rps: float) -> str | None:
+    """None when the hosts left in service (all but `out`) can carry `rate_rps` at
+    `unit_rps` per unit of capacity; else what is short, with the numbers."""
+    remaining = sum((c for h, c in capacity.items() if h not in out), Fraction(0))
+    can_carry = float(remaining) * unit_rps
+    if rate_rps <= can_carry:
+        return None
+    return (f"the fleet serves {rate_rps:.1f} req/s; without {', '.join(sorted(out))} the hosts in service carry "
+            f"{can_carry:.1f} req/s ({float(remaining):g} capacity units × {unit_rps:g} req/s)")

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from canary.decisions.capacity import capacity_units
 from canary.decisions.policy import Policy, PolicyError, parse_policy
 
 NODE_GROUP, LB_GROUP = "tts_nodes", "lb"
-KNOWN_HOST_VARS = ("tts_upstream_address", "tts_gpu_count", "tts_gpu_type", "tts_canary_eligible")
+KNOWN_HOST_VARS = ("tts_upstream_address", "tts_gpu_count", "tts_gpu_type", "tts_canary_eligible", "tts_capacity",
+                   "tts_cpus")
 KNOWN_GLOBAL_VARS = ("tts_registry", "tts_registry_push", "tts_image_repository", "tts_registry_username",
                      "tts_registry_password", "tts_service_env", "tts_pull_policy", "rollout_policy", "lb_public_url",
                      "tts_model_artifacts", "tts_model_cache_dir")
@@ -37,6 +40,7 @@ class Node:
     gpu_type: str
     canary_eligible: bool
     ssh: str  # ansible_host:ansible_port, for messages
+    capacity: Fraction = Fraction(1)  # relative: tts_capacity, default its GPU count (1 for a CPU host)
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,12 @@ def _node(name: str, hv: dict[str, Any], problems: list[str]) -> Node:
         problems.append(f"host {name}: tts_canary_eligible must be true or false, got {eligible!r}")
         eligible = False
     ssh = f"{hv.get('ansible_host', name)}:{hv.get('ansible_port', 22)}"
-    return Node(name, upstream, gpus, str(hv.get("tts_gpu_type", "")), eligible, ssh)
+    capacity = hv.get("tts_capacity", gpus or 1)
+    if isinstance(capacity, bool) or not isinstance(capacity, (int, float)) or not capacity_units(capacity) > 0:
+        problems.append(f"host {name}: tts_capacity must be a positive number (default: tts_gpu_count, or 1 "
+                        f"without GPUs), got {capacity!r}")
+        capacity = 1
+    return Node(name, upstream, gpus, str(hv.get("tts_gpu_type", "")), eligible, ssh, capacity_units(capacity))
 
 
 def _duplicate_addresses(nodes: list[Node]) -> list[str]:

@@ -8,12 +8,14 @@ restart as before it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from fractions import Fraction
 from typing import Any
 
+from canary.decisions.capacity import Host, Layout, plan_stages, switch_layout
 from canary.decisions.inventory import Fleet
 from canary.decisions.phases import Phase
 from canary.decisions.policy import Policy
-from canary.decisions.traffic import Role, State, UpstreamServer, upstream_servers
+from canary.decisions.traffic import UpstreamServer, canary_percent_of, upstream_servers
 
 
 @dataclass
@@ -25,10 +27,15 @@ class RolloutState:
     phase: Phase
     canary_hosts: list[str]
     stable_hosts: list[str]
-    steps: list[int]
-    batches: list[list[str]]
+    steps: list[int]  # the policy's steps, percent; the last (100) is reached by promotion batches
+    batches: list[list[str]]  # promotion batches, switched one after the other, each then judged
     upstream: dict[str, str]  # host -> address the LB uses
     policy: dict[str, Any] = field(default_factory=dict)
+    capacity: dict[str, str] = field(default_factory=dict)  # host -> tts_capacity ("3/2")
+    step_switches: list[list[list[str]]] = field(default_factory=list)  # batches switched before each step
+    draining: list[str] = field(default_factory=list)  # the batch being switched now (out of traffic)
+    advancing: bool = False  # promotion: the stage passed, the next batch is to be switched
+    capacity_wait: str = ""  # why a switch waits for the load to fit (said once)
     step_index: int = -1
     weight_set: int = 0  # canary % the controller means to have live
     weight_live: int | None = None  # canary % confirmed live (None: unknown, re-apply)
@@ -38,7 +45,7 @@ class RolloutState:
     looks: int = 0
     consecutive_fails: int = 0
     inconclusive_since: float | None = None
-    batch_index: int = 0
+    batch_index: int = 0  # promotion batches switched so far
     new_hosts: list[str] = field(default_factory=list)  # hosts running the new version
     rollback_stage: str = ""  # drain | restore | readmit
     paused_phase: str | None = None
@@ -64,8 +71,34 @@ class RolloutState:
         return cls(**values)
 
     @property
+    def acting_phase(self) -> Phase:
+        """The phase whose layout holds: a paused rollout keeps the one it paused in."""
+        return Phase(self.paused_phase) if self.phase is Phase.PAUSED and self.paused_phase else self.phase
+
+    @property
+    def traffic_steps(self) -> list[int]:
+        return [p for p in self.steps if p < 100]
+
+    @property
     def step_weight(self) -> int:
-        return self.steps[self.step_index] if 0 <= self.step_index < len(self.steps) else 0
+        steps = self.traffic_steps
+        return steps[self.step_index] if 0 <= self.step_index < len(steps) else 0
+
+    @property
+    def stage_name(self) -> str:
+        if self.acting_phase is Phase.PROMOTING:
+            batch = self.batches[self.batch_index - 1] if self.batch_index else []
+            return f"promotion batch {self.batch_index}/{len(self.batches)} ({', '.join(batch)})"
+        return f"step {self.step_index + 1} ({self.step_weight}%)"
+
+    def pending_switches(self) -> list[list[str]]:
+        """This step's batches still to switch to the new version before its share applies."""
+        if not 0 <= self.step_index < len(self.step_switches):
+            return []
+        return [b for b in self.step_switches[self.step_index] if not set(b) <= set(self.new_hosts)]
+
+    def capacities(self) -> dict[str, Fraction]:
+        return {h: Fraction(self.capacity.get(h, "1")) for h in self.upstream}
 
     def canary_addresses(self) -> set[str]:
         return {self.upstream[h] for h in self.new_hosts or self.canary_hosts}
@@ -74,67 +107,72 @@ class RolloutState:
         return {self.upstream[h] for h in self.upstream if h not in set(self.new_hosts or self.canary_hosts)}
 
 
-def choose_canaries(fleet: Fleet, policy: Policy) -> list[str]:
-    if policy.canary_hosts:
-        return list(policy.canary_hosts)
-    return [next(n.name for n in sorted(fleet.nodes, key=lambda n: n.name) if n.canary_eligible)]
-
-
 def plan_rollout(fleet: Fleet, policy: Policy, rollout_id: str, version: str, stable_version: str) -> RolloutState:
-    canaries = choose_canaries(fleet, policy)
-    stable = [n.name for n in fleet.nodes if n.name not in canaries]
-    size = policy.batch_size
+    """The rollout's durable plan; PlanError names the step when the policy cannot be honoured."""
+    hosts = [Host(n.name, n.capacity, n.canary_eligible) for n in sorted(fleet.nodes, key=lambda n: n.name)]
+    stages = plan_stages(hosts, policy.steps, policy.canary_headroom, policy.batch_size, policy.canary_hosts)
+    steps = [s for s in stages if not s.is_promotion]
+    canaries = list(stages[0].new_hosts) if steps else list(stages[0].switch[0])
     return RolloutState(
         rollout_id=rollout_id, fleet=str(fleet.source), version=version, stable_version=stable_version,
-        phase=Phase.PENDING, canary_hosts=canaries, stable_hosts=stable, steps=list(policy.steps),
-        batches=[stable[i:i + size] for i in range(0, len(stable), size)],
+        phase=Phase.PENDING, canary_hosts=canaries, stable_hosts=[n.name for n in fleet.nodes if n.name not in canaries],
+        steps=list(policy.steps), batches=[list(s.switch[0]) for s in stages if s.is_promotion],
         upstream={n.name: n.upstream for n in fleet.nodes},
         policy={k: v for k, v in asdict(policy).items() if k != "extra"},
+        capacity={n.name: str(n.capacity) for n in fleet.nodes},
+        step_switches=[[list(b) for b in s.switch] for s in steps],
     )
 
 
-def _server(state: RolloutState, host: str, version: str, role: Role, status: State) -> UpstreamServer:
-    return UpstreamServer(address=state.upstream[host], role=role, version=version, weight=1, state=status)
+def _servers(state: RolloutState, layout: Layout) -> tuple[list[UpstreamServer], int]:
+    addresses, caps = state.upstream, state.capacities()
+    new = {addresses[h]: state.version for h in addresses if h in layout.new}
+    old = {addresses[h]: state.stable_version for h in addresses if h not in layout.new}
+    servers = upstream_servers(new, old, layout.share, {addresses[h]: c for h, c in caps.items()},
+                               [addresses[h] for h in layout.out])
+    return servers, canary_percent_of(servers)
+
+
+def _switch_share(state: RolloutState) -> Fraction:
+    """While a step's hosts are switched: between the previous step's share and this one's."""
+    steps = state.traffic_steps
+    low = Fraction(steps[state.step_index - 1], 100) if state.step_index > 0 else Fraction(0)
+    high = Fraction(steps[state.step_index], 100) if state.step_index > 0 else Fraction(0)
+    share = switch_layout(state.new_hosts, state.draining, low, high, state.capacities()).share
+    assert share is not None
+    return share
 
 
 def traffic_layout(state: RolloutState) -> tuple[list[UpstreamServer], int]:
-    """The LB servers and canary share this state calls for (pure).
+    """The LB servers and canary share (percent) this state calls for (pure). Every weight
+    follows capacity (`canary.decisions.capacity`):
 
-    - before the canary runs the new version, and after a roll back: stable everywhere;
-    - canary deploy and warm-up: canary hosts drained (`down`), stable takes 100%;
-    - traffic step W: new-version hosts W%, stable 100−W% (at 100% stable is `backup`);
-    - promotion: new-version hosts take everything, the batch being swapped is `down`,
-      the rest of stable stays `backup` for retries.
+    - before the canary runs the new version, and after a roll back: the old version
+      everywhere; after success, the new version everywhere;
+    - canary deploy and warm-up: canary hosts out of traffic, the others carry it;
+    - a traffic step: its share on the new version's hosts; while the hosts it needs are
+      switched, a share between the previous step's and its own, the batch out;
+    - promotion: every host by capacity, whatever its version; a batch being switched out;
+    - roll back: the new version's hosts out until they run the old version again.
     """
-    phase = Phase(state.paused_phase) if state.phase is Phase.PAUSED and state.paused_phase else state.phase
-    new = list(state.new_hosts)
-    old = [h for h in state.upstream if h not in new]
+    phase = state.acting_phase
+    every = frozenset(state.upstream)
     if phase in (Phase.PENDING, Phase.PREFLIGHT, Phase.PREPULL, Phase.ROLLED_BACK, Phase.PREFLIGHT_FAILED):
-        return [_server(state, h, state.stable_version, "stable", "up") for h in state.upstream], 0
+        return _servers(state, Layout(frozenset()))
     if phase is Phase.SUCCEEDED:
-        return [_server(state, h, state.version, "stable", "up") for h in state.upstream], 0
-    if phase in (Phase.CANARY_DEPLOY, Phase.WARMUP_GATE) or (phase is Phase.ROLLING_BACK and
-                                                             state.rollback_stage in ("drain", "restore")):
-        drained = [h for h in state.upstream if h in new or h in state.canary_hosts]
-        keep = [h for h in state.upstream if h not in drained]
-        if not keep:  # nothing old left to carry traffic: keep serving from the new version
-            return traffic_for_share(state, new, [], 100)
-        return ([_server(state, h, state.version, "canary", "down") for h in drained]
-                + [_server(state, h, state.stable_version, "stable", "up") for h in keep], 0)
-    if phase is Phase.PROMOTING:
-        batch = state.batches[state.batch_index] if state.batch_index < len(state.batches) else []
-        servers, share = traffic_for_share(state, new, [h for h in old if h not in batch], 100)
-        return servers + [_server(state, h, state.stable_version, "stable", "down") for h in batch], share
-    # TRAFFIC, and ROLLING_BACK's readmit stage falls back to the stable layout above
+        return _servers(state, Layout(every))
+    new = frozenset(state.new_hosts)
+    if phase in (Phase.CANARY_DEPLOY, Phase.WARMUP_GATE):
+        drained = frozenset(state.canary_hosts) | new
+        return _servers(state, Layout(drained, drained, Fraction(0)))
     if phase is Phase.ROLLING_BACK:
-        return [_server(state, h, state.stable_version, "stable", "up") for h in state.upstream], 0
-    return traffic_for_share(state, new, old, state.weight_set)
-
-
-def traffic_for_share(state: RolloutState, new: list[str], old: list[str], percent: int
-                      ) -> tuple[list[UpstreamServer], int]:
-    if not old:
-        return [_server(state, h, state.version, "canary", "up") for h in new], 100
-    servers = upstream_servers({state.upstream[h]: state.version for h in new},
-                               {state.upstream[h]: state.stable_version for h in old}, percent)
-    return servers, percent
+        if state.rollback_stage == "readmit":
+            return _servers(state, Layout(frozenset()))
+        if new >= every:  # nothing old left to carry traffic: keep serving from the new version
+            return _servers(state, Layout(every))
+        return _servers(state, Layout(new, new, Fraction(0)))
+    if phase is Phase.PROMOTING:
+        return _servers(state, Layout(new, frozenset(state.draining)))
+    if state.pending_switches() or state.draining:  # TRAFFIC, hosts still being switched for this step
+        return _servers(state, Layout(new, frozenset(state.draining), _switch_share(state)))
+    return _servers(state, Layout(new, share=Fraction(state.weight_set, 100)))

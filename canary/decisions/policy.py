@@ -37,7 +37,12 @@ class Policy:
     max_error_rate: float = 0.05  # absolute cap on the canary's attempt error rate
     max_p95_ms: int = 30_000  # absolute cap on the canary's p95 latency
     latency_max_ratio: float = 1.5  # canary median latency at most this × stable's
-    batch_size: int = 1  # hosts swapped at a time during promotion
+    batch_size: int = 1  # at most this many hosts are switched at a time
+    # A host may carry up to (1 + canary_headroom) × its share of the fleet's capacity while
+    # others are switched or judged: 0.5 keeps every host at or below its capacity while the
+    # fleet runs at up to 2/3 of its own, and lets a 3-host fleet take one host out.
+    canary_headroom: float = 0.5
+    capacity_unit_rps: float = 0.0  # requests/s one unit of tts_capacity serves (bench/capacity.py); 0: unknown
     canary_hosts: tuple[str, ...] = ()  # empty: the first canary-eligible host
     health_timeout_s: int = 180
     promotion_window: str = ""  # e.g. "02:00-05:00"; empty: any time
@@ -137,6 +142,7 @@ VALIDATORS: dict[str, Validator] = {
     "step_max_s": _integer(1), "inconclusive_action": _one_of("pause", "fail"),
     "consecutive_failures": _integer(1), "max_error_rate": _number(0.0, 1.0), "max_p95_ms": _integer(1),
     "latency_max_ratio": _number(1.0, 100.0), "batch_size": _integer(1), "canary_hosts": _host_names,
+    "canary_headroom": _number(0.0, 10.0), "capacity_unit_rps": _number(0.0, 1e6),
     "health_timeout_s": _integer(60), "promotion_window": _window, "promotion_timezone": _timezone,
     "promotion_weekdays": _weekdays, "promotion_not_before": _instant, "notify_url": _url,
     "gate_latency_max_ratio": _number(1.0, 100.0), "gate_max_rtf": _number(0.001, 100.0),

@@ -55,8 +55,8 @@ def event_line(state: RolloutState, kind: str, data: dict[str, Any]) -> str:
     what = {
         "verdict": lambda: (data.get("decision") or {}).get("reason", ""),
         "weights live": lambda: f"{data.get('canary_percent')}% of traffic to {state.version} on {hosts}",
-        "batch promoted": lambda: f"{hosts} now on {state.version} and back in traffic "
-                                  f"(batch {data.get('batch')}/{len(state.batches)})",
+        "switching": lambda: f"{hosts} out of traffic, switching to {state.version}",
+        "batch switched": lambda: f"{hosts} now on {state.version} and back in traffic",
         "traffic off new version": lambda: f"traffic off {state.version} on {hosts}",
         "previous version restored": lambda: f"{state.stable_version} restored on {hosts or 'every host'}",
     }.get(kind, lambda: str(data.get("reason") or state.reason or ""))()

@@ -20,12 +20,9 @@ class StepDecision:
 def rollback_targets(state: RolloutState) -> list[str]:
     """Every host that may run the new version: those that finished a deploy, and any
     whose deploy was under way (a failed start leaves the new container behind)."""
-    hosts = list(state.new_hosts)
-    phase = Phase(state.paused_phase) if state.phase is Phase.PAUSED and state.paused_phase else state.phase
-    if phase in (Phase.CANARY_DEPLOY, Phase.WARMUP_GATE, Phase.TRAFFIC, Phase.PROMOTING):
+    hosts = [*state.new_hosts, *state.draining]
+    if state.acting_phase in (Phase.CANARY_DEPLOY, Phase.WARMUP_GATE, Phase.TRAFFIC, Phase.PROMOTING):
         hosts += state.canary_hosts
-    if phase is Phase.PROMOTING and state.batch_index < len(state.batches):
-        hosts += state.batches[state.batch_index]
     return [h for h in state.upstream if h in set(hosts)]
 
 
@@ -41,13 +38,13 @@ def decide_step(state: RolloutState, verdict: Verdict, now: float, calendar_now:
         return StepDecision("wait", f"manual weight {state.weight_set}% (rollout set-weight); analysis watching: "
                                     f"{verdict.summary}")
     if state.skip_wait or state.full_promote:  # an operator's promote: no wait, but no fail either
-        return StepDecision("advance", f"step {state.step_weight}% promoted by an operator: {verdict.summary}")
+        return StepDecision("advance", f"{state.stage_name} promoted by an operator: {verdict.summary}")
     dwell_left = policy.dwell_s - (now - (state.step_started_at or now))
     if verdict.verdict == "pass" and dwell_left <= 0:
         allowed, why = promotion_gate(policy, now if calendar_now is None else calendar_now)
-        if state.step_index == 0 and not allowed:
+        if state.step_index == 0 and state.acting_phase is Phase.TRAFFIC and not allowed:
             return StepDecision("wait", f"canary healthy; {why}")
-        return StepDecision("advance", f"step {state.step_weight}% passed: {verdict.summary}")
+        return StepDecision("advance", f"{state.stage_name} passed: {verdict.summary}")
     if verdict.verdict == "pass":
         return StepDecision("wait", f"passing; {dwell_left:.0f}s of dwell left")
     since = state.inconclusive_since if state.inconclusive_since is not None else now

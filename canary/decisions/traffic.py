@@ -1,27 +1,26 @@
-"""Canary weight arithmetic for the nginx upstream: pure functions, no I/O.
+"""The nginx upstream's server lines for a traffic layout: pure, no I/O.
 
-With C canary and S stable servers and a canary share of W percent, each canary server
-gets weight W*S and each stable server (100-W)*C, both divided by their gcd, so the
-canary servers together carry exactly W% of the weight. nginx rejects weight=0: at 0%
-the canary servers are marked `down`, at 100% the stable servers become `backup`
-(weight 1), which takes no traffic but still catches retries of a failing canary.
+Each server's weight is proportional to the load the layout gives its host
+(`canary.decisions.capacity`): by capacity within its side, the new version's side
+(`canary`) carrying its share and the old version's (`stable`) the rest. With equal
+capacities, C canary and S stable servers at W% get weights W·S and (100−W)·C reduced
+by their gcd. nginx rejects weight=0: a server given no load is `down` on the new side
+and `backup` on the old (it takes no traffic but still catches retries of a failing
+canary); a drained server is `down`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from math import gcd
+from fractions import Fraction
 from typing import Literal
+
+from canary.decisions.capacity import Layout, PlanError, effective_share, weights
 
 Role = Literal["canary", "stable"]
 State = Literal["up", "down", "backup"]
-
-# nginx documents no upper bound for `weight=`; it parses the number with ngx_atoi and
-# keeps it in an ngx_int_t, so 2**31 - 1 is the largest value every platform accepts.
-# Weights here never exceed 100 * max(C, S).
-NGINX_MAX_WEIGHT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -40,58 +39,75 @@ def _check_addresses(canary: list[str], stable: list[str]) -> None:
         blank = [a for a in addresses if not isinstance(a, str) or not a.strip()]
         if blank:
             raise ValueError(f"{name} list has an empty or non-string address: {blank!r}")
-        repeated = sorted(a for a, n in Counter(addresses).items() if n > 1)
-        if repeated:
-            raise ValueError(f"{name} list names {', '.join(repeated)} more than once")
     both = sorted(set(canary) & set(stable))
     if both:
         raise ValueError(f"{', '.join(both)} listed as both canary and stable")
 
 
-def split_weights(canary: list[str], stable: list[str], canary_percent: int) -> tuple[int, int]:
-    """(weight of each canary server, weight of each stable server), gcd-reduced.
-
-    A side that gets no traffic by weight (canary at 0%, stable at 100%) gets 0 here;
-    upstream_servers() turns that into `down` / `backup`.
-    """
+def _share(canary_percent: int | Fraction | None) -> Fraction | None:
+    if canary_percent is None or isinstance(canary_percent, Fraction):
+        return canary_percent
     if isinstance(canary_percent, bool) or not isinstance(canary_percent, int):
-        raise ValueError(f"canary_percent must be an int, got {canary_percent!r}")  # noqa: TRY004 (one error type)
+        raise ValueError(f"canary_percent must be an int, got {canary_percent!r}")
     if not 0 <= canary_percent <= 100:
         raise ValueError(f"canary_percent must be within 0..100, got {canary_percent}")
-    _check_addresses(canary, stable)
-    if not stable and canary_percent < 100:
-        raise ValueError(f"no stable servers to carry {100 - canary_percent}% of traffic")
-    if not canary and canary_percent > 0:
-        raise ValueError(f"no canary servers to carry {canary_percent}% of traffic")
-    if not canary:  # only stable servers (at 0%): plain round robin
-        return 0, 1
-    if not stable:  # only canary servers (at 100%)
-        return 1, 0
-    canary_weight = canary_percent * len(stable)
-    stable_weight = (100 - canary_percent) * len(canary)
-    divisor = gcd(canary_weight, stable_weight)
-    return canary_weight // divisor, stable_weight // divisor
+    return Fraction(canary_percent, 100)
 
 
-def upstream_servers(canary: dict[str, str], stable: dict[str, str], canary_percent: int) -> list[UpstreamServer]:
-    """The upstream's servers (address -> version maps in), canary first, every weight a positive int."""
-    canary_weight, stable_weight = split_weights(list(canary), list(stable), canary_percent)
-    servers = [
-        UpstreamServer(address, "canary", version, canary_weight or 1, "up" if canary_weight else "down")
-        for address, version in canary.items()
-    ]
-    servers += [
-        UpstreamServer(address, "stable", version, stable_weight or 1, "up" if stable_weight else "backup")
-        for address, version in stable.items()
-    ]
+def upstream_servers(canary: Mapping[str, str], stable: Mapping[str, str], canary_percent: int | Fraction | None,
+                     capacity: Mapping[str, Fraction] | None = None, out: Collection[str] = ()
+                     ) -> list[UpstreamServer]:
+    """The upstream's servers, canary first, every weight a positive int.
+
+    `canary`/`stable`: address -> version; `canary_percent`: the canary side's share (an
+    int percent or a fraction; None: every server by capacity); `capacity`: address ->
+    capacity (default 1 each); `out`: addresses drained (`down`, no load)."""
+    _check_addresses(list(canary), list(stable))
+    share = _share(canary_percent)
+    caps = {a: (capacity or {}).get(a, Fraction(1)) for a in [*canary, *stable]}
+    if not caps:
+        raise ValueError("no stable servers to carry the traffic")
+    layout = Layout(frozenset(canary), frozenset(out), share)
+    for side, side_share in (("stable", 1 - effective_share(caps, layout)), ("canary", effective_share(caps, layout))):
+        serving = [a for a in (stable if side == "stable" else canary) if a not in layout.out]
+        if side_share > 0 and not serving:
+            raise ValueError(f"no {side} servers to carry {float(side_share * 100):g}% of traffic")
+    try:
+        ints = weights(caps, layout)
+    except PlanError as exc:
+        raise ValueError(str(exc)) from exc
+    sides: tuple[tuple[Mapping[str, str], Role, State], ...] = ((canary, "canary", "down"),
+                                                                 (stable, "stable", "backup"))
+    servers = []
+    for addresses, role, idle in sides:
+        for address, version in addresses.items():
+            state: State = idle
+            if address in layout.out:
+                state = "down"
+            elif address in ints:
+                state = "up"
+            servers.append(UpstreamServer(address, role, version, ints.get(address, 1), state))
     return servers
+
+
+def canary_percent_of(servers: Iterable[UpstreamServer]) -> int:
+    """The canary side's share of the up servers' weight, in whole percent the nginx_lb role
+    accepts: 0 only without a canary server up, 100 only without a stable one."""
+    up = [s for s in servers if s.state == "up"]
+    canary = sum(s.weight for s in up if s.role == "canary")
+    total = sum(s.weight for s in up)
+    if not canary or not total:
+        return 0
+    if canary == total:
+        return 100
+    return min(99, max(1, round(100 * canary / total)))
 
 
 def expected_share(servers: Iterable[UpstreamServer]) -> dict[str, float]:
     """Fraction of requests each version receives from smooth weighted round robin over the `up` servers."""
-    weights: Counter[str] = Counter()
+    totals: Counter[str] = Counter()
     for server in servers:
         if server.state == "up":
-            weights[server.version] += server.weight
-    total = sum(weights.values())
-    return {version: weight / total for version, weight in weights.items()} if total else {}
+            totals[server.version] += server.weight
+    total = sum(totals.values())
+    return {version: weight / total for version, weight in totals.items()} if total else {}

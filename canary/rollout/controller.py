@@ -17,11 +17,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 
 from canary.adapters.notify import Notice, NullNotifier, WebhookNotifier, notifier_for
 from canary.adapters.store import ActiveRolloutError, ConcurrentUpdateError, Record, Store
 from canary.decisions.access_log import Attempt, Request
+from canary.decisions.capacity import Layout, PlanError, drain_shortfall, peak
 from canary.decisions.drift import WAY_OUT, inventory_drift, on_listed_hosts
 from canary.decisions.inventory import Fleet
 from canary.decisions.judge import Verdict, judge
@@ -33,6 +35,10 @@ from canary.decisions.status import event_line
 from canary.decisions.steps import decide_step, rollback_targets
 from canary.rollout.ports import Clock, FleetPort, MetricsPort, ProbePort, RegistryPort, TrafficPort
 
+# How a new stage starts being judged: weights to re-apply, samples from the next cursor.
+JUDGING_AFRESH: dict[str, Any] = {"weight_live": None, "step_cursor": {}, "looks": 0, "consecutive_fails": 0,
+                                  "inconclusive_since": None, "skip_wait": False}
+LOAD_WINDOW_S = 60.0  # the request rate a drain must fit is measured over this long
 TICK_LEASE_S = 1800  # longer than any single action (a deploy waits for health)
 # Crash tests set this to an event kind ("enter CANARY_DEPLOY", "weights live", ...): the
 # controller then dies by SIGKILL right after recording it, before acting on it: the
@@ -64,9 +70,9 @@ class Controller:
         self.actor = actor or getpass.getuser()
         self.log = log
         self.notifier = notifier or notifier_for(fleet.policy.notify_url)
-        self._samples: tuple[str, int, list[Request]] | None = None  # (rollout, step, requests)
+        self._samples: tuple[tuple[str, str, int, int], list[Request]] | None = None  # (stage, requests)
         self._cursor: dict[str, Any] = {}
-        self._baseline_cache: tuple[str, int, list[Attempt]] | None = None
+        self._baseline_cache: tuple[tuple[str, str, int, int], list[Attempt]] | None = None
         self.holder = f"{platform.node()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     @property
@@ -115,7 +121,10 @@ class Controller:
             raise RolloutError(f"rollout {active.id} of {active.version} is already active on this fleet "
                                f"(phase {active.phase}); abort it or wait for it")
         rollout_id = f"r-{self.clock.now():.0f}-{uuid.uuid4().hex[:6]}"
-        state = plan_rollout(self.fleet, policy, rollout_id, version, stable_version="")
+        try:
+            state = plan_rollout(self.fleet, policy, rollout_id, version, stable_version="")
+        except PlanError as exc:
+            raise RolloutError(f"the policy cannot be honoured on {self.fleet.source}: {exc}") from exc
         try:
             return self.store.create(rollout_id, self.fleet_key, version, None, state.phase.value,
                                      state.to_dict(), self.actor, self.clock.now())
@@ -262,6 +271,10 @@ class Controller:
             raise RolloutError(f"{state.version} already runs on every host")
         if not state.stable_hosts:
             raise RolloutError("no stable host left to carry traffic besides the canary")
+        fits, why = self._fitting(state, state.canary_hosts)
+        if fits != state.canary_hosts:
+            raise RolloutError(f"the fleet cannot take even its canary ({', '.join(state.canary_hosts)}) out of "
+                               f"traffic now: {why}")
         state = replace(state, stable_version=stable, image_digest=digest,
                         git_revision=self.registry.revision(state.version))
         self._apply_layout(state, record)  # renders and validates the LB config (all stable): no traffic change
@@ -274,8 +287,11 @@ class Controller:
         return record
 
     def _canary_deploy(self, record: Record, state: RolloutState) -> Record:
-        self._apply_layout(state, record)  # drain the canary host(s): stable carries everything
-        self.fleet_port.deploy(state.version, state.canary_hosts)
+        if state.canary_hosts and self._fitting(state, state.canary_hosts)[0] != state.canary_hosts:
+            return self._wait_for_capacity(record, state, state.canary_hosts)
+        self._apply_layout(state, record)  # drain the canary host(s): the others carry everything
+        for batch in state.step_switches[0] if state.step_switches else [state.canary_hosts]:
+            self.fleet_port.deploy(state.version, batch)
         return self._enter(record, state, Phase.WARMUP_GATE, new_hosts=list(state.canary_hosts))[0]
 
     def _warmup_gate(self, record: Record, state: RolloutState) -> Record:
@@ -290,20 +306,90 @@ class Controller:
                                 {"reports": reports, "problems": problems}, self.clock.now())
         if problems:
             return self._start_rollback(record, state, "warm-up gate failed: " + "; ".join(problems))
+        if not state.traffic_steps:  # no step below 100%: the canaries are promotion's first batch
+            if len(state.batches) == 1:
+                self._apply_layout(replace(state, phase=Phase.SUCCEEDED), record)
+                return self._enter(record, state, Phase.SUCCEEDED, f"{state.version} runs on every host")[0]
+            return self._enter_judging(record, state, Phase.PROMOTING, batch_index=1)[0]
         return self._enter_step(record, state, 0)
 
     def _enter_step(self, record: Record, state: RolloutState, index: int) -> Record:
-        now = self.clock.now()
-        record, state = self._enter(record, state, Phase.TRAFFIC, f"step {index + 1}: {state.steps[index]}%",
-                                    step_index=index, weight_set=state.steps[index], weight_live=None,
-                                    step_started_at=now, step_cursor={}, baseline_cursor=state.step_cursor,
-                                    looks=0, consecutive_fails=0,
-                                    inconclusive_since=None, skip_wait=False, manual=False)
+        weight = state.traffic_steps[index]
+        record, state = self._enter_judging(record, state, Phase.TRAFFIC, f"step {index + 1}: {weight}%",
+                                            step_index=index, weight_set=weight, manual=False)
         return self._traffic(record, state)
 
+    def _enter_judging(self, record: Record, state: RolloutState, phase: Phase, reason: str = "",
+                       **changes: Any) -> tuple[Record, RolloutState]:
+        """A new stage to judge: its weights go live on the next action, its samples start then."""
+        return self._enter(record, state, phase, reason or state.reason, **JUDGING_AFRESH,
+                           step_started_at=self.clock.now(), baseline_cursor=state.step_cursor, advancing=False,
+                           **changes)
+
     def _traffic(self, record: Record, state: RolloutState) -> Record:
-        if state.weight_live != state.weight_set:
+        if state.draining or state.pending_switches():  # this step's hosts first (at the previous step's share)
+            batch = state.draining or state.pending_switches()[0]
+            return self._switch(record, state, [h for h in batch if h not in state.new_hosts])
+        return self._judge(record, state)
+
+    def _promoting(self, record: Record, state: RolloutState) -> Record:
+        if state.draining or state.advancing:
+            batch = state.draining or [h for h in state.batches[state.batch_index] if h not in state.new_hosts]
+            return self._switch(record, state, batch)
+        return self._judge(record, state)
+
+    def _switch(self, record: Record, state: RolloutState, batch: list[str]) -> Record:
+        """Switch `batch` to the new version: out of traffic, deploy and verify, back in.
+        Only as many of its hosts as the hosts left in service can do without."""
+        if not state.draining:
+            fits, _ = self._fitting(state, batch)
+            if not fits:
+                return self._wait_for_capacity(record, state, batch)
+            state = replace(state, draining=fits, capacity_wait="")
+            record = self._save(record, state, "switching", {"hosts": fits, "to": state.version})
+        self._apply_layout(state, record)  # drain the batch (again, after a crash: idempotent)
+        self.fleet_port.deploy(state.version, state.draining)
+        switched = state.draining
+        state = replace(state, new_hosts=state.new_hosts + [h for h in switched if h not in state.new_hosts],
+                        draining=[])
+        if state.phase is Phase.PROMOTING and set(state.batches[state.batch_index]) <= set(state.new_hosts):
+            state = replace(state, batch_index=state.batch_index + 1, advancing=False)
+            if state.batch_index >= len(state.batches):
+                self._apply_layout(replace(state, phase=Phase.SUCCEEDED), record)
+                return self._enter(record, state, Phase.SUCCEEDED, f"{state.version} runs on every host")[0]
+            state = replace(state, **JUDGING_AFRESH, step_started_at=self.clock.now(),
+                            baseline_cursor=state.step_cursor)
+        self._apply_layout(state, record)  # readmit it with the new version
+        return self._save(record, state, "batch switched", {"hosts": switched, "batch": state.batch_index})
+
+    def _fitting(self, state: RolloutState, batch: list[str]) -> tuple[list[str], str]:
+        """(the longest head of `batch` the hosts left in service can do without, and why not
+        more) by the request rate the LB measures now and policy capacity_unit_rps; with
+        that unset (0), the plan's shares alone decide."""
+        unit_rps = float(state.policy.get("capacity_unit_rps") or 0)
+        if not unit_rps:
+            return batch, ""
+        rate = self.metrics.request_rate(LOAD_WINDOW_S)
+        why = ""
+        for size in range(len(batch), 0, -1):
+            why = drain_shortfall(state.capacities(), set(batch[:size]), rate, unit_rps) or ""
+            if not why:
+                return batch[:size], ""
+        return [], why
+
+    def _wait_for_capacity(self, record: Record, state: RolloutState, hosts: list[str]) -> Record:
+        """Stay in the phase and say why (recorded once while the reason stays the same)."""
+        message = f"waiting to switch {', '.join(hosts)}: {self._fitting(state, hosts[:1])[1]}"
+        if message == state.capacity_wait:
+            return record
+        return self._save(record, replace(state, capacity_wait=message), "waiting for capacity", {"reason": message})
+
+    def _judge(self, record: Record, state: RolloutState) -> Record:
+        """One analysis of the current stage: new-version hosts against the rest."""
+        if state.weight_live != state.weight_set or state.weight_live is None:
+            _, percent = traffic_layout(state)
             self._apply_layout(state, record)
+            state = replace(state, weight_set=percent if state.phase is Phase.PROMOTING else state.weight_set)
             state = replace(state, weight_live=state.weight_set, step_cursor=self.metrics.cursor(),
                             step_started_at=self.clock.now())
             return self._save(record, state, "weights live", {"canary_percent": state.weight_set})
@@ -315,7 +401,7 @@ class Controller:
         verdict = judge(canary, stable, policy, looks=state.looks + 1)
         decision = decide_step(state, verdict, self.clock.now(), self.calendar.now())
         evidence = {"verdict": verdict_dict(verdict), "decision": asdict(decision),
-                    "step": state.step_index + 1, "weight": state.weight_set}
+                    "step": state.step_index + 1, "weight": state.weight_set, "stage": state.stage_name}
         state = replace(state, looks=state.looks + 1, last_verdict=evidence,
                         consecutive_fails=state.consecutive_fails + 1 if verdict.verdict == "fail" else 0,
                         inconclusive_since=(state.inconclusive_since or self.clock.now())
@@ -323,36 +409,41 @@ class Controller:
         if decision.action == "rollback":
             return self._start_rollback(record, state, decision.reason)
         if decision.action == "pause":
-            return self._enter(record, state, Phase.PAUSED, decision.reason, paused_phase=Phase.TRAFFIC.value)[0]
-        if decision.action == "advance":
+            return self._enter(record, state, Phase.PAUSED, decision.reason, paused_phase=state.phase.value)[0]
+        if decision.action != "advance":
+            return self._save(record, state, "verdict", evidence)
+        self._notify("step_passed", state, decision.reason)
+        if state.phase is Phase.TRAFFIC and state.step_index + 1 < len(state.traffic_steps):
+            return self._enter_step(self._save(record, state, "verdict", evidence), state, state.step_index + 1)
+        if state.phase is Phase.TRAFFIC:
             record = self._save(record, state, "verdict", evidence)
-            self._notify("step_passed", state, decision.reason)
-            if state.step_index + 1 < len(state.steps):
-                return self._enter_step(record, state, state.step_index + 1)
-            return self._enter(record, state, Phase.PROMOTING, decision.reason, batch_index=0)[0]
-        return self._save(record, state, "verdict", evidence)
+            record, state = self._enter(record, state, Phase.PROMOTING, decision.reason, advancing=True)
+        else:  # the next promotion batch
+            state = replace(state, advancing=True)
+            record = self._save(record, state, "verdict", evidence)
+        return self._promoting(record, state)
 
     def _step_requests(self, record: Record, state: RolloutState) -> list[Request]:
-        """All API requests since the step's weights went live; cached between ticks."""
-        key = (record.id, state.step_index)
-        if self._samples is None or self._samples[:2] != key:
+        """All API requests since the stage's weights went live; cached between ticks."""
+        key = (record.id, state.phase.value, state.step_index, state.batch_index)
+        if self._samples is None or self._samples[0] != key:
             requests, cursor = self.metrics.read(state.step_cursor)
-            self._samples = (record.id, state.step_index, requests)
+            self._samples = (key, requests)
             self._cursor = cursor
         else:
             more, self._cursor = self.metrics.read(self._cursor)
-            self._samples[2].extend(more)
-        return self._samples[2]
+            self._samples[1].extend(more)
+        return self._samples[1]
 
     def _baseline(self, record: Record, state: RolloutState) -> list[Attempt]:
         """Stable's attempts during the previous step, read once per step."""
-        key = (record.id, state.step_index)
-        if self._baseline_cache is None or self._baseline_cache[:2] != key:
+        key = (record.id, state.phase.value, state.step_index, state.batch_index)
+        if self._baseline_cache is None or self._baseline_cache[0] != key:
             requests, _ = self.metrics.read(state.baseline_cursor)
             started = datetime.fromtimestamp(state.step_started_at or 0, UTC)
             earlier = [r for r in requests if r.time < started]
-            self._baseline_cache = (record.id, state.step_index, self._split(state, earlier)[1])
-        return self._baseline_cache[2]
+            self._baseline_cache = (key, self._split(state, earlier)[1])
+        return self._baseline_cache[1]
 
     @staticmethod
     def _split(state: RolloutState, requests: list[Request]) -> tuple[list[Attempt], list[Attempt]]:
@@ -360,19 +451,6 @@ class Controller:
         canary = [a for r in requests for a in r.attempts if a.address in canary_addresses]
         stable = [a for r in requests for a in r.attempts if a.address in stable_addresses]
         return canary, stable
-
-    def _promoting(self, record: Record, state: RolloutState) -> Record:
-        if state.batch_index >= len(state.batches):
-            state = replace(state, new_hosts=list(state.upstream))
-            self._apply_layout(replace(state, phase=Phase.SUCCEEDED), record)
-            return self._enter(record, state, Phase.SUCCEEDED, f"{state.version} runs on every host")[0]
-        batch = state.batches[state.batch_index]
-        self._apply_layout(state, record)  # drain this batch
-        self.fleet_port.deploy(state.version, batch)
-        state = replace(state, new_hosts=state.new_hosts + [h for h in batch if h not in state.new_hosts],
-                        batch_index=state.batch_index + 1)
-        self._apply_layout(state, record)  # readmit it with the new version (the next batch drains next tick)
-        return self._save(record, state, "batch promoted", {"hosts": batch, "batch": state.batch_index})
 
     def _rolling_back(self, record: Record, state: RolloutState) -> Record:
         drain = replace(state, rollback_stage="drain")
@@ -472,6 +550,15 @@ class Controller:
         def change(state: RolloutState) -> dict[str, Any]:
             if state.phase not in OPERATOR_PHASES:
                 raise RolloutError(f"set-weight acts on traffic steps, not {state.phase.value}")
+            limit = 1 + float(state.policy.get("canary_headroom", 0.5))
+            try:
+                worst = float(peak(state.capacities(), Layout(frozenset(state.new_hosts), share=Fraction(percent, 100))))
+            except PlanError as exc:
+                raise RolloutError(f"set-weight {percent}%: {exc}") from exc
+            if worst > limit:
+                raise RolloutError(f"set-weight {percent}%: a host would carry {worst:.2f}× its share of the "
+                                   f"fleet's capacity with {state.version} on {', '.join(state.new_hosts)}, above "
+                                   f"1 + canary_headroom = {limit:.2f}")
             return {"phase": Phase.TRAFFIC, "paused_phase": None, "manual": True, "weight_set": percent,
                     "weight_live": None}
         return self._operator("set-weight", reason, change)

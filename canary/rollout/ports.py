@@ -35,6 +35,9 @@ class MetricsPort(Protocol):
     def read(self, cursor: dict[str, Any]) -> tuple[list[Request], dict[str, Any]]:
         """API requests logged since `cursor`, and the cursor after them."""
 
+    def request_rate(self, window_s: float) -> float:
+        """API requests per second through the LB over the last `window_s` seconds."""
+
 
 class ProbePort(Protocol):
     def golden(self, hosts: list[str]) -> dict[str, list[dict[str, Any]]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,8 @@ def local_run(command: str) -> bytes:
     return subprocess.run(["sh", "-c", command], capture_output=True, check=True).stdout
 
 
-def entry(i: int, upstream: str = "10.0.0.2:6006") -> bytes:
-    return json.dumps({"time": "2026-12-03T10:00:00+00:00", "request_id": f"r{i}", "method": "POST",
+def entry(i: int, upstream: str = "10.0.0.2:6006", when: str = "2026-12-03T10:00:00+00:00") -> bytes:
+    return json.dumps({"time": when, "request_id": f"r{i}", "method": "POST",
                        "uri": "/v1/audio/speech", "status": 200, "upstream_addr": upstream,
                        "upstream_status": "200", "upstream_response_time": "0.100"}).encode() + b"\n"
 
@@ -133,6 +134,19 @@ def test_logged_addresses_are_named_as_the_inventory_names_them(tmp_path):
     log.write(1)
     (request,), _ = r.read(cursor)
     assert request.attempts[0].address == "node1:6006"
+
+
+def test_the_request_rate_counts_the_last_window_only(tmp_path):
+    log = Log(tmp_path / "access.json")
+    now = datetime.now(UTC)
+    with open(log.path, "ab") as handle:
+        for i in range(50):  # long ago
+            handle.write(entry(i, when=(now - timedelta(hours=1)).isoformat(timespec="seconds")))
+        for i in range(50, 110):  # within the last minute
+            handle.write(entry(i, when=(now - timedelta(seconds=i % 50)).isoformat(timespec="seconds")))
+    assert reader(log.path).request_rate(60) == pytest.approx(60 / 60)
+    assert reader(log.path, max_read_bytes=500).request_rate(30) == pytest.approx(
+        sum(1 for i in range(50, 110) if i % 50 < 30) / 30, rel=0.1)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

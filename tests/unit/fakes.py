@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,9 @@ class SimulatedFleet:
 
     log: list[Request] = field(default_factory=list)
 
+    def request_rate(self, window_s: float) -> float:
+        return self.rps
+
     def _advance(self) -> None:
         if not self.log_time or self.rps <= 0:
             self.log_time = self.clock.now()
@@ -164,9 +168,11 @@ POLICY = {"steps": [10, 50, 100], "dwell_s": 60, "min_requests": 50, "interval_s
           "consecutive_failures": 2, "step_max_s": 600, "max_error_rate": 0.05, "batch_size": 1}
 
 
-def make_fleet(tmp_path: Path, policy: dict | None = None, hosts: int = 3) -> Fleet:
-    nodes = tuple(Node(f"node{i}", f"10.9.0.{i}:6006", 0, "", True, f"127.0.0.1:{2200 + i}")
-                  for i in range(1, hosts + 1))
+def make_fleet(tmp_path: Path, policy: dict | None = None, hosts: int = 3,
+               capacities: list[int] | None = None) -> Fleet:
+    caps = capacities or [1] * hosts
+    nodes = tuple(Node(f"node{i}", f"10.9.0.{i}:6006", 0, "", True, f"127.0.0.1:{2200 + i}", Fraction(caps[i - 1]))
+                  for i in range(1, len(caps) + 1))
     return Fleet(source=tmp_path / "inventory", nodes=nodes, lbs=("lb1",), registry="reg:5000",
                  registry_push="127.0.0.1:5000", repository="tts", policy=parse_policy(policy or POLICY))
 

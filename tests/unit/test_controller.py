@@ -23,8 +23,8 @@ def test_a_healthy_version_walks_every_phase_to_every_host(world):
     assert set(sim.hosts.values()) == {"v1.3.0"}
     assert sim.deploys[0] == ("v1.3.0", ("node1", "node2", "node3"), True)  # pre-pull everywhere first
     shares = [percent for _, percent in sim.applied]
-    assert 10 in shares and 50 in shares and 100 in shares
-    assert shares.index(10) < shares.index(50) < shares.index(100)  # no jumps past a step
+    assert 10 in shares and 50 in shares and 67 in shares and 100 in shares  # 67: node1, node2 of 3 by capacity
+    assert shares.index(10) < shares.index(50) < shares.index(67) < shares.index(100)  # no jumps past a step
     final = store.get(record.id)
     assert final.result == "succeeded" and final.ended_at is not None
     # history links the rollout to what it shipped: image digest and source revision
@@ -133,11 +133,11 @@ def test_a_crash_between_state_written_and_action_done_resumes_the_same(world, c
         clock.sleep(10)
     assert crashed and store.get(record.id).phase == "SUCCEEDED"
     live = [e.data["canary_percent"] for e in store.events(record.id) if e.kind == "weights live"]
-    assert live == [10, 50, 100]  # each step once, in order: none repeated, none skipped
+    assert live == [10, 50, 67]  # each step once, in order, then promotion by capacity: none repeated or skipped
     shares = [p for _, p in sim.applied]
-    next_step = {0: 10, 10: 50, 50: 100, 100: 100}
-    jumps = [(a, b) for a, b in zip(shares, shares[1:]) if b not in (a, 0, next_step[a])]
-    assert not jumps, f"the LB saw shares {shares}: {jumps} go beyond the next step"
+    steps_seen = [p for p in shares if p]  # 0: before the canary, and all on the new version at the end
+    assert steps_seen[0] == 10 and steps_seen == sorted(steps_seen), f"the LB saw shares {shares}: a jump back"
+    assert set(steps_seen) == {10, 50, 67, 100}, f"the LB saw shares {shares}: a step skipped or made up"
 
 
 def test_inconclusive_too_long_pauses_then_resume_continues(tmp_path, world):
@@ -370,6 +370,8 @@ def test_each_log_line_says_what_happened_to_which_host(tmp_path, world):
     c.start("v1.3.0")
     assert run(c, clock)[-1] == "SUCCEEDED"
     assert "TRAFFIC step 1/3 (10%): weights live — 10% of traffic to v1.3.0 on node1" in lines
-    promoted = [line for line in lines if "batch promoted" in line]
-    assert promoted == ["PROMOTING: batch promoted — node2 now on v1.3.0 and back in traffic (batch 1/2)",
-                        "PROMOTING: batch promoted — node3 now on v1.3.0 and back in traffic (batch 2/2)"]
+    switched = [line for line in lines if "switch" in line]
+    assert switched == ["PROMOTING: switching — node2 out of traffic, switching to v1.3.0",
+                        "PROMOTING: batch switched — node2 now on v1.3.0 and back in traffic",
+                        "PROMOTING: switching — node3 out of traffic, switching to v1.3.0"]
+    assert "SUCCEEDED: enter SUCCEEDED — v1.3.0 runs on every host" in lines

@@ -94,3 +94,17 @@ def test_a_fleet_of_one_has_no_stable_capacity():
     data, hostvars = listing()
     data["tts_nodes"] = {"hosts": ["gpu1"]}
     assert any("need at least one stable host" in p for p in problems(data, hostvars))
+
+
+def test_capacity_defaults_to_the_gpu_count_and_one_for_a_cpu_host():
+    data, hostvars = listing(gpu2={"tts_gpu_count": 2}, gpu3={"tts_gpu_count": 0, "tts_capacity": 1.5})
+    fleet = check_fleet(SOURCE, data, hostvars)
+    assert [float(n.capacity) for n in fleet.nodes] == [1.0, 2.0, 1.5]
+    data, hostvars = listing(gpu1={"tts_gpu_count": 0})
+    assert check_fleet(SOURCE, data, hostvars).node("gpu1").capacity == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, "two", True, 0.001])
+def test_a_capacity_that_is_not_a_positive_number_is_named(bad):
+    found = problems(*listing(gpu2={"tts_capacity": bad}))
+    assert any(p.startswith("host gpu2: tts_capacity must be a positive number") and repr(bad) in p for p in found)
