@@ -8,6 +8,7 @@ as one `error: ...` line (an inventory's as a list) and exit code 1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from canary.adapters.fleet import FleetError
@@ -16,7 +17,7 @@ from canary.adapters.local_container import ContainerError
 from canary.adapters.registry import RegistryError
 from canary.adapters.store import StoreError
 from canary.cli import fleet, local, release, rollout
-from canary.cli.common import EXIT_ERROR, UsageError
+from canary.cli.common import EXIT_ERROR, EXIT_OK, UsageError
 from canary.decisions.inventory import InventoryError
 from canary.devtools.sandbox import SandboxError
 from canary.release.artifact import ReleaseError
@@ -48,3 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     except KNOWN_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # the reader went away (`rollout history | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_OK

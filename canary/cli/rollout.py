@@ -13,10 +13,12 @@ from typing import Any
 from canary.adapters.inventory import load_fleet
 from canary.adapters.store import Record, Store, StoreError
 from canary.cli.common import EXIT_ERROR, Subcommands, add_verb, parse_overrides
+from canary.decisions.capacity import PlanError
 from canary.decisions.inventory import InventoryError
 from canary.decisions.phases import Phase
-from canary.decisions.plan import plan_rollout, traffic_layout
+from canary.decisions.plan import layout_rows, plan_rollout, planned_layouts
 from canary.decisions.status import status_view
+from canary.release.artifact import check_version_tag
 from canary.rollout.controller import Controller, RolloutError
 from canary.rollout.production import controller_for, follow, previous_version, state_path
 
@@ -179,21 +181,32 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    """What `start` would do, stage by stage, with each host's expected share of the load
+    next to its share of the capacity; refuses a policy the fleet cannot honour."""
+    check_version_tag(args.version)
     fleet = load_fleet(Path(args.inventory), parse_overrides(args.set))
-    state = plan_rollout(fleet, fleet.policy, "plan", args.version, stable_version="(current)")
-    state.new_hosts = list(state.canary_hosts)
+    try:
+        state = plan_rollout(fleet, fleet.policy, "plan", args.version, stable_version="(current)")
+    except PlanError as exc:
+        raise RolloutError(f"the policy cannot be honoured on {fleet.source}: {exc}") from exc
+    stages: list[dict[str, Any]] = [{"stage": name, "hosts": layout_rows(state, layout)}
+                                    for name, layout in planned_layouts(state)]
+    policy = fleet.policy
+    if args.json:
+        print(json.dumps({"version": args.version, "inventory": str(fleet.source), "canary_hosts": state.canary_hosts,
+                          "canary_headroom": policy.canary_headroom, "stages": stages}, indent=2))
+        return 0
     print(f"plan for {args.version} on {fleet.source} (changes nothing)")
-    print(f"  pre-pull on: {', '.join(state.upstream)}")
-    print(f"  canary: {', '.join(state.canary_hosts)}   stable: {', '.join(state.stable_hosts)}")
-    print(f"  warm-up gate: golden prompts on {', '.join(state.canary_hosts)} vs {state.stable_hosts[0]}")
-    for i, weight in enumerate(state.steps):
-        state.weight_set, state.phase = weight, Phase.TRAFFIC
-        servers, _ = traffic_layout(state)
-        layout = ", ".join(f"{s.address} w{s.weight}{'' if s.state == 'up' else ' ' + s.state}" for s in servers)
-        print(f"  step {i + 1}: {weight}% → {layout}; dwell ≥ {fleet.policy.dwell_s}s and "
-              f"≥ {fleet.policy.min_requests} canary requests, analysis every {fleet.policy.interval_s}s")
-    for j, batch in enumerate(state.batches):
-        print(f"  promote batch {j + 1}: {', '.join(batch)} (drain, swap, verify, readmit)")
+    print(f"  pre-pull on: {', '.join(state.upstream)}; warm-up gate: golden prompts on "
+          f"{', '.join(state.canary_hosts)} vs {state.stable_hosts[0]}")
+    print(f"  each step and batch: dwell ≥ {policy.dwell_s}s and ≥ {policy.min_requests} requests on the new version, "
+          f"analysis every {policy.interval_s}s; no host above {1 + policy.canary_headroom:.2f}× its capacity share")
+    for stage in stages:
+        print(f"  {stage['stage']}")
+        for row in stage["hosts"]:
+            load = f"{row['load_share']:6.1%} of load" if row["in_service"] else "  out of traffic"
+            print(f"      {row['host']:<12} {row['version']:<10} {load}  {row['capacity_share']:6.1%} of capacity  "
+                  f"×{row['ratio']:.2f}")
     return 0
 
 
@@ -239,7 +252,8 @@ def register(sub: Subcommands) -> None:
     start = add_verb(sub, "start", cmd_start, "roll a published version out: canary, judge, promote or roll back",
                      version=True, policy=True)
     start.add_argument("--detach", action="store_true", help="leave the rollout to `rollout tick`")
-    add_verb(sub, "plan", cmd_plan, "show what start would do, changing nothing", version=True, policy=True)
+    plan = add_verb(sub, "plan", cmd_plan, "show what start would do, changing nothing", version=True, policy=True)
+    plan.add_argument("--json", action="store_true", help="the same as data")
     status = add_verb(sub, "status", cmd_status, "where the rollout stands")
     status.add_argument("-w", "--watch", action="store_true")
     status.add_argument("--json", action="store_true")

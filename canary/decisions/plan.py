@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
 from typing import Any
 
-from canary.decisions.capacity import Host, Layout, plan_stages, switch_layout
+from canary.decisions.capacity import Host, Layout, load_ratios, plan_stages, switch_layout
 from canary.decisions.inventory import Fleet
 from canary.decisions.phases import Phase
 from canary.decisions.policy import Policy
@@ -176,3 +176,42 @@ def traffic_layout(state: RolloutState) -> tuple[list[UpstreamServer], int]:
     if state.pending_switches() or state.draining:  # TRAFFIC, hosts still being switched for this step
         return _servers(state, Layout(new, frozenset(state.draining), _switch_share(state)))
     return _servers(state, Layout(new, share=Fraction(state.weight_set, 100)))
+
+
+def planned_layouts(state: RolloutState) -> list[tuple[str, Layout]]:
+    """Every traffic layout the plan goes through, in order, each named (pure): the canary
+    deploy, each step's switches and the step itself, each promotion batch's switch and
+    the layout judged after it."""
+    caps, out = state.capacities(), []
+    canaries = frozenset(state.canary_hosts)
+    out.append((f"canary deploy: {', '.join(state.canary_hosts)} out", Layout(canaries, canaries, Fraction(0))))
+    new = list(state.canary_hosts)
+    share = Fraction(0)
+    for index, percent in enumerate(state.traffic_steps):
+        target = Fraction(percent, 100)
+        for batch in state.step_switches[index] if index else []:
+            out.append((f"before step {index + 1}: {', '.join(batch)} out",
+                        switch_layout(new, batch, share, target, caps)))
+            new += batch
+        out.append((f"step {index + 1} ({percent}%)", Layout(frozenset(new), share=target)))
+        share = target
+    for number, batch in enumerate(state.batches, 1):
+        if set(batch) <= set(new):  # the canaries, when no step is below 100%
+            continue
+        out.append((f"promotion batch {number}: {', '.join(batch)} out",
+                    switch_layout(new, batch, Fraction(0), Fraction(1), caps)))
+        new += batch
+        name = f"after promotion batch {number}" if len(new) < len(caps) else "every host on the new version"
+        out.append((name, Layout(frozenset(new))))
+    return out
+
+
+def layout_rows(state: RolloutState, layout: Layout) -> list[dict[str, Any]]:
+    """Per host: its version, expected share of the load and share of the capacity."""
+    caps = state.capacities()
+    total = sum(caps.values(), Fraction(0))
+    ratios = load_ratios(caps, layout)
+    return [{"host": host, "version": state.version if host in layout.new else state.stable_version,
+             "in_service": host not in layout.out, "load_share": float(ratios.get(host, 0) * caps[host] / total),
+             "capacity_share": float(caps[host] / total), "ratio": float(ratios.get(host, 0))}
+            for host in state.upstream]
