@@ -24,6 +24,7 @@ API_PREFIX = "/v1/"
 _ATTEMPT_SEP = re.compile(r"\s*,\s*|\s+:\s+")
 _NONE = ("", "-")
 CLIENT_CLOSED = 499  # nginx's status when the client went away before the response
+SHED_STATUSES = (429, 503)  # the server refused for load (queue full) or readiness: shedding, not an error
 
 
 class MalformedLine(ValueError):
@@ -42,7 +43,7 @@ class Attempt:
     is_error: bool  # 5xx, or no response at all (connection failure, timeout)
     is_last: bool  # the attempt whose answer the client got
     uri: str
-    shed: bool = False  # 429: the server shed load (queue full); not an error
+    shed: bool = False  # 429 or 503: the server shed load (queue full, not ready); judged as shedding
 
     @property
     def is_success(self) -> bool:
@@ -146,8 +147,9 @@ def _attempts(obj: dict[str, Any], request_id: str, time: datetime, status: int,
         code = statuses[i]
         # No status: the connection failed or timed out, unless the client itself went
         # away (499) while this, its last, attempt was still working.
-        is_error = code >= 500 if code is not None else not (last and status == CLIENT_CLOSED)
-        attempts.append(Attempt(request_id, time, address, code, times[i], is_error, last, uri, shed=code == 429))
+        shed = code in SHED_STATUSES
+        is_error = (code >= 500 and not shed) if code is not None else not (last and status == CLIENT_CLOSED)
+        attempts.append(Attempt(request_id, time, address, code, times[i], is_error, last, uri, shed=shed))
     return tuple(attempts)
 
 

@@ -2,7 +2,7 @@
 
 Two metrics, each pass / fail / inconclusive with the numbers behind it:
 
-- error_rate (per attempt; 429 load shedding is neither error nor success and is left out):
+- error_rate (per attempt; load shed with 429/503 is judged apart, below):
   * absolute cap, exact Clopper–Pearson bounds, one-sided: fail when the 99% lower bound
     is above policy.max_error_rate (from 5 requests on, whatever min_requests says, so a
     broken canary is caught early); pass needs n ≥ min_requests and the 95% upper bound
@@ -11,6 +11,10 @@ Two metrics, each pass / fail / inconclusive with the numbers behind it:
 - latency (2xx attempts only): one-sided Mann–Whitney U (normal approximation, tie and
   continuity corrected) for "canary slower", gated on the ratio of medians; and the
   canary's p95 against policy.max_p95_ms.
+
+- shed: the share of attempts each version refused for load (429, 503). A version that
+  sheds more than the other (the same SPRT on attribution) while carrying no more load per
+  unit of capacity fails; under more load than the other it is only inconclusive.
 
 No data is never a pass: too few requests, no baseline or an unclear result is
 inconclusive, and the reason says what is missing.
@@ -36,6 +40,7 @@ LATENCY_MIN_N = 20  # samples needed on each side for p95 and the normal approxi
 LATENCY_ALPHA = 0.01
 SPRT_RATIO, SPRT_ALPHA, SPRT_BETA = 2.0, 0.01, 0.05
 LOG_RESOLUTION_S = 0.001  # nginx logs upstream times in milliseconds
+SHED_LOAD_TOLERANCE = 1.1  # "the same load per unit of capacity", within 10%
 
 
 @dataclass(frozen=True)
@@ -335,12 +340,39 @@ def judge_latency(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: 
                          f"p95 {_secs(p95)} ≤ {_secs(cap_s)}", numbers)
 
 
-def judge(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: Policy, looks: int = 1) -> Verdict:
+def judge_shedding(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: Policy,
+                   load_ratio: float = 1.0) -> MetricVerdict:
+    """`load_ratio`: the canary side's load per unit of capacity ÷ stable's, this window."""
+    n, s = len(canary), sum(a.shed for a in canary)
+    ns, ss = len(stable), sum(a.shed for a in stable)
+    numbers: dict[str, Any] = {"n": n, "shed": s, "stable_n": ns, "stable_shed": ss,
+                               "rate": s / n if n else None, "stable_rate": ss / ns if ns else None,
+                               "load_ratio": load_ratio}
+    if n < policy.min_requests:
+        return MetricVerdict("shed", "inconclusive", f"only {n} canary attempts (min_requests {policy.min_requests})"
+                             + (f"; {s} shed" if s else ""), numbers)
+    desc = f"canary shed {_pct(s / n)} ({s}/{n}), stable {_pct(ss / ns) if ns else '-'} ({ss}/{ns})"
+    sprt = sprt_error_attribution(s, n, ss, ns)
+    if sprt is not None and sprt.decision == "h1":
+        if load_ratio <= SHED_LOAD_TOLERANCE:
+            return MetricVerdict("shed", "fail", f"{desc}: sheds more at ×{load_ratio:.2f} stable's load per unit of "
+                                 f"capacity (SPRT log-LR {sprt.llr:.2f} ≥ {sprt.upper:.2f})", numbers)
+        return MetricVerdict("shed", "inconclusive", f"{desc}, but under ×{load_ratio:.2f} stable's load per unit "
+                             "of capacity", numbers)
+    if s == 0 or (sprt is not None and sprt.decision == "h0") or s / n <= (ss / ns if ns else 0):
+        return MetricVerdict("shed", "pass", desc, numbers)
+    return MetricVerdict("shed", "inconclusive", f"{desc}: not clear yet", numbers)
+
+
+def judge(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: Policy, looks: int = 1,
+          load_ratio: float = 1.0) -> Verdict:
     """Overall verdict: fail if any metric fails, pass only if every metric passes.
 
-    `looks`: how many analyses this step has had, counting this one (1 for the first).
+    `looks`: how many analyses this step has had, counting this one (1 for the first);
+    `load_ratio`: the canary side's load per unit of capacity ÷ stable's.
     """
-    metrics = (judge_errors(canary, stable, policy), judge_latency(canary, stable, policy, looks))
+    metrics = (judge_errors(canary, stable, policy), judge_latency(canary, stable, policy, looks),
+               judge_shedding(canary, stable, policy, load_ratio))
     outcomes = {m.verdict for m in metrics}
     overall: Outcome = "fail" if "fail" in outcomes else "pass" if outcomes == {"pass"} else "inconclusive"
     shown = [m.reason for m in metrics if overall == "pass" or m.verdict == overall]

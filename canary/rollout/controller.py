@@ -398,7 +398,7 @@ class Controller:
         if state.weight_set == 100 and state.baseline_cursor:
             stable = self._baseline(record, state)  # stable is only a backup now: compare with the last step
         policy = parse_policy(state.policy)
-        verdict = judge(canary, stable, policy, looks=state.looks + 1)
+        verdict = judge(canary, stable, policy, looks=state.looks + 1, load_ratio=load_per_capacity(state, canary, stable))
         decision = decide_step(state, verdict, self.clock.now(), self.calendar.now())
         evidence = {"verdict": verdict_dict(verdict), "decision": asdict(decision),
                     "step": state.step_index + 1, "weight": state.weight_set, "stage": state.stage_name}
@@ -580,6 +580,17 @@ class Controller:
             return self._save(record, replace(state, manual=False, weight_set=state.step_weight, weight_live=None),
                               "resume", {"reason": reason})
         return record
+
+
+def load_per_capacity(state: RolloutState, canary: list[Attempt], stable: list[Attempt]) -> float:
+    """The canary side's attempts per unit of its capacity ÷ the stable side's (1.0 when unknown)."""
+    caps = state.capacities()
+    new = set(state.new_hosts or state.canary_hosts)
+    cap_new = float(sum((c for h, c in caps.items() if h in new), Fraction(0)))
+    cap_old = float(sum((c for h, c in caps.items() if h not in new), Fraction(0)))
+    if not (canary and stable and cap_new and cap_old):
+        return 1.0
+    return (len(canary) / cap_new) / (len(stable) / cap_old)
 
 
 def verdict_dict(verdict: Verdict) -> dict[str, Any]:

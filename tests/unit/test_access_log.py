@@ -66,11 +66,13 @@ def test_timeout_then_retry_and_upstream_group_switch():
     assert [a.address for a in request.attempts] == [CANARY, STABLE, "10.0.0.4:6006"]
     assert [a.status for a in request.attempts] == [504, 503, 504]
     assert [a.response_time_s for a in request.attempts] == [60.001, 0.004, None]
-    assert all(a.is_error for a in request.attempts) and request.client_error
+    assert [(a.is_error, a.shed) for a in request.attempts] == [(True, False), (False, True), (True, False)]
+    assert request.client_error
 
 
-def test_429_is_shedding_not_an_error():
-    request = parse_line(line(upstream_addr=f"{CANARY}, {STABLE}", upstream_status="429, 200",
+@pytest.mark.parametrize("code", ["429", "503"])
+def test_429_and_503_are_shedding_not_errors(code):
+    request = parse_line(line(upstream_addr=f"{CANARY}, {STABLE}", upstream_status=f"{code}, 200",
                               upstream_response_time="0.001, 0.300"))
     shed, ok = request.attempts
     assert shed.shed and not shed.is_error and not shed.is_success

@@ -288,3 +288,25 @@ def test_numbers_are_json_serialisable(canary_rows, stable_rows, looks: int):
         assert all(isinstance(v, (int, float, str, type(None))) and not isinstance(v, np.generic)
                    for v in m.numbers.values())
     assert verdict.summary.startswith(f"{verdict.verdict}: ") and "\n" not in verdict.summary
+
+
+def shedding(address: str, n: int, shed_every: int | None) -> list[Attempt]:
+    return [attempt(address, 429 if shed_every and i % shed_every == 0 else 200, 0.2, i) for i in range(n)]
+
+
+def test_a_canary_that_sheds_more_at_the_same_load_fails():
+    verdict = judge(shedding(CANARY, 400, 5), shedding(STABLE, 400, None), POLICY, load_ratio=1.0)
+    shed = metric(verdict, "shed")
+    assert verdict.verdict == "fail" and shed.verdict == "fail"
+    assert "canary shed 20.0% (80/400), stable 0.0% (0/400)" in shed.reason and "×1.00" in shed.reason
+
+
+def test_a_canary_that_sheds_more_under_more_load_is_only_inconclusive():
+    shed = metric(judge(shedding(CANARY, 400, 5), shedding(STABLE, 400, None), POLICY, load_ratio=1.5), "shed")
+    assert shed.verdict == "inconclusive" and "under ×1.50 stable's load per unit of capacity" in shed.reason
+
+
+def test_shedding_like_stable_passes_and_too_few_is_inconclusive():
+    assert metric(judge(shedding(CANARY, 400, 20), shedding(STABLE, 400, 20), POLICY), "shed").verdict == "pass"
+    few = metric(judge(shedding(CANARY, 10, None), shedding(STABLE, 400, None), POLICY), "shed")
+    assert few.verdict == "inconclusive" and "only 10 canary attempts" in few.reason
