@@ -65,7 +65,9 @@ class Settings:
     model_dir: Path = Path("/opt/model")
     host: str = "0.0.0.0"
     port: int = 6006
-    max_queue: int = 8  # synthesis requests waiting for the engine, beyond the one running
+    max_queue: int = 8  # synthesis requests waiting for each worker, beyond the one running
+    workers: int = 0  # inference workers (one engine each); 0: one per visible GPU, else 1
+    torch_threads: int = 0  # torch's intra-op threads; 0: torch's default (the sandbox sets its CPU quota)
     max_input_chars: int = 4096
     chunk_chars: int = 300
     max_body_bytes: int = 65_536
@@ -91,6 +93,8 @@ class Settings:
             host=env.get("HOST", "0.0.0.0"),
             port=_int(env, "PORT", 6006),
             max_queue=_int(env, "TTS_MAX_QUEUE", 8),
+            workers=_int(env, "TTS_WORKERS", 0, minimum=0),
+            torch_threads=_int(env, "TTS_TORCH_THREADS", 0, minimum=0),
             max_input_chars=_int(env, "TTS_MAX_INPUT_CHARS", 4096),
             chunk_chars=_int(env, "TTS_CHUNK_CHARS", 300, minimum=20),
             max_body_bytes=_int(env, "TTS_MAX_BODY_BYTES", 65_536, minimum=1024),

@@ -1,14 +1,18 @@
-"""The model runtime: a verified model, its engine, and the inference thread that drives it.
+"""The model runtime: a verified model, its engines, and the inference threads that drive them.
 
-Start-up order: the model directory is verified synchronously (a missing or corrupt
-file stops the server before it listens), then load and warm-up run on the
-inference thread while the HTTP server already answers /healthz. The runtime is
-ready only after the warm-up audio passes the hard audio checks.
+One inference worker per device (`TTS_WORKERS`: one per GPU the container was given,
+one on a CPU host), each with its own engine and bounded queue; a request goes to the
+worker with the least work. Start-up order: the model directory is verified
+synchronously (a missing or corrupt file stops the server before it listens), then load
+and warm-up run on every inference thread while the HTTP server already answers
+/healthz. The runtime is ready only after every worker's warm-up audio passed the hard
+audio checks.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import threading
 import time
 from concurrent.futures import Future
@@ -23,7 +27,7 @@ from service.engines.base import WARMUP_TEXT
 from service.metrics import ServiceMetrics
 from service.model_dir import ModelManifest, verify_model_dir
 from service.text import split_sentences
-from service.worker import InferenceWorker
+from service.worker import InferenceWorker, QueueFullError
 
 CHUNK_GAP_S = 0.12  # silence between independently synthesized chunks
 
@@ -34,6 +38,18 @@ class Phase(enum.Enum):
     WARMING = "warming up"
     READY = "ready"
     FAILED = "failed"
+
+
+def worker_devices(workers: int) -> list[str]:
+    """One device per inference worker: the GPUs this process sees, or the CPU."""
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except ImportError:
+        gpus = 0
+    count = workers or max(gpus, 1)
+    return [f"cuda:{i % gpus}" if gpus else "cpu" for i in range(count)]
 
 
 class NotReadyError(RuntimeError):
@@ -66,9 +82,12 @@ class ModelRuntime:
         self.settings = settings
         # `manifest`: a model already verified (service.model_source), so large weights are hashed once.
         self.manifest: ModelManifest = manifest if manifest is not None else verify_model_dir(settings.model_dir)
-        self.engine: Engine = create_engine(self.manifest)
+        devices = worker_devices(settings.workers)
+        self.engines: list[Engine] = [create_engine(self.manifest, device) for device in devices]
+        self.engine = self.engines[0]
         self.metrics = metrics or ServiceMetrics()
-        self.worker = InferenceWorker(settings.max_queue)
+        self.workers = [InferenceWorker(settings.max_queue, name=f"inference-{i}") for i in range(len(devices))]
+        self._loaded = 0
         self.limits = AudioLimits(sample_rate=self.manifest.sample_rate)
         self._phase = Phase.STARTING
         self._reason = "model load not started"
@@ -77,38 +96,45 @@ class ModelRuntime:
         self.ready_at: float | None = None
         self._avg_synth_s = 1.0
         self.metrics.bind(
-            queued=lambda: self.worker.queued,
+            queued=lambda: sum(w.queued for w in self.workers),
             ready=lambda: 1.0 if self.ready else 0.0,
             model_labels={"version": self.manifest.version, "sha256": self.manifest.sha256,
                           "engine": self.manifest.engine, "name": self.manifest.name},
         )
 
     # -- lifecycle ---------------------------------------------------------------
-    def start(self) -> Future[None]:
-        """Load and warm up on the inference thread; returns when that is queued."""
-        return self.worker.submit(self._load_and_warm_up)
+    def start(self) -> list[Future[None]]:
+        """Load and warm up on every inference thread; returns when that is queued."""
+        return [w.submit(functools.partial(self._load_and_warm_up, engine))
+                for w, engine in zip(self.workers, self.engines)]
 
     def stop(self) -> None:
-        self.worker.stop()
+        for worker in self.workers:
+            worker.stop()
 
     def _set(self, phase: Phase, reason: str) -> None:
         with self._lock:
-            self._phase, self._reason = phase, reason
+            if self._phase is not Phase.FAILED:  # one worker's failure is the runtime's
+                self._phase, self._reason = phase, reason
 
-    def _load_and_warm_up(self) -> None:
+    def _load_and_warm_up(self, engine: Engine) -> None:
         try:
             self._set(Phase.LOADING, "loading model")
-            self.engine.load()
+            engine.load()
             self._set(Phase.WARMING, "warming up")
             started = time.perf_counter()
-            audio = self.engine.warm_up()
+            audio = engine.warm_up()
             elapsed = time.perf_counter() - started
-            report = check_audio(audio, self.engine.describe().sample_rate, WARMUP_TEXT, self.limits)
+            report = check_audio(audio, engine.describe().sample_rate, WARMUP_TEXT, self.limits)
             self.warmup_report = report
             if not report.passed:
                 self._set(Phase.FAILED, f"warm-up audio failed checks: {report.reason()}")
                 return
             self._avg_synth_s = max(elapsed, 0.01)
+            with self._lock:
+                self._loaded += 1
+                if self._loaded < len(self.engines) or self._phase is Phase.FAILED:
+                    return
             self.ready_at = time.time()
             self._set(Phase.READY, "ready")
         except EngineError as exc:
@@ -129,8 +155,8 @@ class ModelRuntime:
         return self.engine.describe().device
 
     def retry_after_s(self) -> int:
-        """How long a refused client should wait: the queue ahead at recent speed."""
-        return max(1, int(round((self.worker.queued + 1) * self._avg_synth_s)))
+        """How long a refused client should wait: the shortest queue ahead at recent speed."""
+        return max(1, int(round((min(w.queued for w in self.workers) + 1) * self._avg_synth_s)))
 
     # -- synthesis ---------------------------------------------------------------
     def submit(self, text: str, voice: str, speed: float) -> Future[Synthesis]:
@@ -138,21 +164,27 @@ class ModelRuntime:
         ready, reason = self.readiness()
         if not ready:
             raise NotReadyError(reason)
-        return self.worker.submit(lambda: self._synthesize(text, voice, speed))
+        for worker, engine in sorted(zip(self.workers, self.engines), key=lambda we: we[0].load):
+            try:
+                return worker.submit(functools.partial(self._synthesize, engine, text, voice, speed))
+            except QueueFullError:
+                continue
+        raise QueueFullError(f"inference queue is full ({self.settings.max_queue} waiting on each of "
+                             f"{len(self.workers)} workers)")
 
     def synthesize(self, text: str, voice: str, speed: float) -> Synthesis:
         """Blocking form of submit(), for callers on their own threads (the UI)."""
         return self.submit(text, voice, speed).result(timeout=self.settings.request_timeout_s)
 
-    def _synthesize(self, text: str, voice: str, speed: float) -> Synthesis:
+    def _synthesize(self, engine: Engine, text: str, voice: str, speed: float) -> Synthesis:
         started = time.perf_counter()
-        rate = self.engine.describe().sample_rate
+        rate = engine.describe().sample_rate
         gap = np.zeros(int(CHUNK_GAP_S * rate), dtype=np.float32)
         parts: list[np.ndarray] = []
         for chunk in split_sentences(text, self.settings.chunk_chars):
             if parts:
                 parts.append(gap)
-            audio = np.asarray(self.engine.synthesize(chunk, voice, speed), dtype=np.float32)
+            audio = np.asarray(engine.synthesize(chunk, voice, speed), dtype=np.float32)
             chunk_report = check_audio(audio, rate, chunk, self.limits)
             if not chunk_report.passed:  # one silent sentence must not hide in a long answer
                 raise BadAudioError(chunk_report)

@@ -40,6 +40,11 @@ class InferenceWorker:
     def busy(self) -> bool:
         return self._busy.is_set()
 
+    @property
+    def load(self) -> int:
+        """Work ahead of a new job: the waiting ones and the running one."""
+        return self.queued + (1 if self.busy else 0)
+
     def submit(self, fn: Callable[[], T]) -> Future[T]:
         if self._stopped:
             raise RuntimeError("inference worker is stopped")

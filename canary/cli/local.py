@@ -7,13 +7,16 @@ import argparse
 
 from canary import DEFAULT_INVENTORY, REPO_ROOT
 from canary.adapters import images, local_container
-from canary.cli.common import EXIT_ERROR, EXIT_OK, Subcommands, add_group, add_verb
+from canary.cli.common import EXIT_ERROR, EXIT_OK, Subcommands, UsageError, add_group, add_verb
 from canary.devtools import sandbox
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     if args.sandbox_command == "up":
-        spec = sandbox.SandboxSpec(hosts=args.hosts)
+        capacities = tuple(args.capacity or ())
+        if capacities and args.hosts not in (None, len(capacities)):
+            raise UsageError(f"--hosts {args.hosts} but --capacity names {len(capacities)} hosts")
+        spec = sandbox.SandboxSpec(hosts=len(capacities) or args.hosts or 3, capacities=capacities)
         for name, what in sandbox.up(spec, DEFAULT_INVENTORY, REPO_ROOT).items():
             print(f"{name:<20} {what}")
         print(f"inventory: {DEFAULT_INVENTORY / 'hosts.yml'}\nload balancer: http://127.0.0.1:{spec.http_port}")
@@ -54,10 +57,22 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def capacity_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--capacity {text!r}: whole numbers separated by commas") from None
+    if not 2 <= len(values) <= 16 or any(not 1 <= v <= 4 for v in values):
+        raise argparse.ArgumentTypeError(f"--capacity {text!r}: 2 to 16 hosts of capacity 1 to 4")
+    return values
+
+
 def register(sub: Subcommands) -> None:
     group = add_group(sub, "sandbox", "the local sandbox fleet")
     up = add_verb(group, "up", cmd_sandbox, "create or reconcile the sandbox (idempotent)", inventory=False)
-    up.add_argument("--hosts", type=int, default=3, choices=range(2, 17), metavar="N")
+    up.add_argument("--hosts", type=int, choices=range(2, 17), metavar="N", help="GPU-host stand-ins (default 3)")
+    up.add_argument("--capacity", type=capacity_list, metavar="C,C,…",
+                    help="each host's capacity, e.g. 1,1,2 (a whole number each; default 1)")
     down = add_verb(group, "down", cmd_sandbox, "remove exactly what `up` created", inventory=False)
     down.add_argument("--images", action="store_true", help="also remove the sandbox images")
     add_verb(group, "status", cmd_sandbox, "each sandbox host and what it runs", inventory=False)

@@ -1,8 +1,11 @@
-"""Steady synthetic speech traffic through the LB, for demos, tests and benchmarks.
+"""Open-loop synthetic speech traffic through the LB(s), for demos, tests and benchmarks.
 
-Bounded by design: a fixed rate, a maximum duration and a maximum request count,
-loopback addresses only. Each request's status, answering version and latency is
-kept, so a test can count failed client requests and the share each version served.
+Requests leave at a fixed arrival rate whatever the answers do, the way independent
+users arrive: a slow or overloaded fleet gets more requests in flight, not fewer, until
+the bound on requests in flight (far above the fleet's queue slots). Bounded by design:
+a maximum duration and request count, loopback addresses only. Each request's status,
+answering version and latency is kept, so a test can count failed client requests (a
+429 or 503 that reached the client is a failure), and the share each version served.
 
     python -m canary.devtools.loadgen --url http://127.0.0.1:18080 --rps 4 --duration 60
 """
@@ -10,18 +13,22 @@ kept, so a test can count failed client requests and the share each version serv
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import httpx
+import numpy as np
 
 WORDS = ("canary", "voice", "fleet", "model", "release", "steady", "signal", "quiet", "morning", "river",
          "number", "seven", "light", "window", "garden", "paper", "travel", "simple", "bright", "ocean")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+SHED = (429, 503)
 
 
 def text_for(i: int) -> str:
@@ -38,6 +45,11 @@ class Outcome:
     latency_s: float
     error: str = ""
     retried: str = ""  # why the client sent it a second time (a keep-alive connection the LB closed)
+    url: str = ""  # the LB it went through
+
+    @property
+    def shed(self) -> bool:
+        return self.status in SHED
 
 
 @dataclass
@@ -48,29 +60,40 @@ class LoadResult:
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status != 200]
 
+    @property
+    def shed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.shed]
+
     def by_version(self) -> Counter[str]:
         return Counter(o.version for o in self.outcomes if o.status == 200)
+
+    def p95_s(self) -> float:
+        ok = [o.latency_s for o in self.outcomes if o.status == 200]
+        return float(np.percentile(ok, 95)) if ok else float("nan")
 
     def summary(self) -> str:
         versions = ", ".join(f"{v} {n}" for v, n in sorted(self.by_version().items()))
         retried = sum(1 for o in self.outcomes if o.retried)
-        return (f"{len(self.outcomes)} requests, {len(self.failed)} failed, {retried} retried on a dropped "
-                f"keep-alive connection; answered by: {versions or 'none'}")
+        return (f"{len(self.outcomes)} requests, {len(self.failed)} failed ({len(self.shed)} shed with 429/503), "
+                f"{retried} retried on a dropped keep-alive connection; p95 {self.p95_s():.2f} s; "
+                f"answered by: {versions or 'none'}")
 
 
 class LoadGenerator:
-    def __init__(self, url: str, rps: float = 4.0, concurrency: int = 8, timeout_s: float = 60.0,
-                 voice: str = "alloy") -> None:
-        host = httpx.URL(url).host
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError(f"load generator targets loopback only, not {host}")
-        self.url, self.rps, self.concurrency, self.timeout_s, self.voice = url.rstrip("/"), rps, concurrency, \
-            timeout_s, voice
+    def __init__(self, url: str | Sequence[str], rps: float = 4.0, max_in_flight: int = 256,
+                 timeout_s: float = 60.0, voice: str = "alloy") -> None:
+        self.urls = [url] if isinstance(url, str) else list(url)
+        for target in self.urls:
+            host = httpx.URL(target).host
+            if host not in LOOPBACK:
+                raise ValueError(f"load generator targets loopback only, not {host}")
+        self.urls = [u.rstrip("/") for u in self.urls]
+        self.rps, self.max_in_flight, self.timeout_s, self.voice = rps, max_in_flight, timeout_s, voice
         self.result = LoadResult()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _one(self, client: httpx.Client, i: int) -> None:
+    async def _one(self, client: httpx.AsyncClient, i: int, url: str) -> None:
         """One request, as an HTTP client library sends it: a keep-alive connection that
         the server closed just as the request went out (nginx closes idle connections on
         every reload) is retried once on a new connection, like urllib3 and the OpenAI
@@ -80,7 +103,7 @@ class LoadGenerator:
         retried = ""
         for attempt in (1, 2):
             try:
-                response = client.post(f"{self.url}/v1/audio/speech", json=body, timeout=self.timeout_s)
+                response = await client.post(f"{url}/v1/audio/speech", json=body, timeout=self.timeout_s)
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 unanswered = isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in str(exc)
@@ -92,18 +115,30 @@ class LoadGenerator:
                 status, version = response.status_code, response.headers.get("x-model-version", "")
                 error = "" if status == 200 else response.text[:200]
             break
-        self.result.outcomes.append(Outcome(i, started, status, version, time.time() - started, error, retried))
+        self.result.outcomes.append(Outcome(i, started, status, version, time.time() - started, error, retried, url))
+
+    async def _run(self, duration_s: float, max_requests: int) -> None:
+        limits = httpx.Limits(max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight)
+        async with httpx.AsyncClient(limits=limits) as client:
+            loop = asyncio.get_running_loop()
+            begin = loop.time()
+            in_flight: set[asyncio.Task[None]] = set()
+            i = 0
+            while not self._stop.is_set() and i < max_requests and i / self.rps < duration_s:
+                await asyncio.sleep(max(0.0, begin + i / self.rps - loop.time()))
+                if len(in_flight) >= self.max_in_flight:  # the generator's own bound: a failure to count
+                    self.result.outcomes.append(Outcome(i, time.time(), 0, "", 0.0,
+                                                        f"{self.max_in_flight} requests in flight already"))
+                else:
+                    task = asyncio.create_task(self._one(client, i, self.urls[i % len(self.urls)]))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                i += 1
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=self.timeout_s + 5)
 
     def run(self, duration_s: float, max_requests: int = 100_000) -> LoadResult:
-        deadline = time.monotonic() + duration_s
-        with httpx.Client() as client, ThreadPoolExecutor(self.concurrency) as pool:
-            i = 0
-            next_at = time.monotonic()
-            while not self._stop.is_set() and time.monotonic() < deadline and i < max_requests:
-                pool.submit(self._one, client, i)
-                i += 1
-                next_at += 1.0 / self.rps
-                self._stop.wait(max(0.0, next_at - time.monotonic()))
+        asyncio.run(self._run(duration_s, max_requests))
         return self.result
 
     def start(self, duration_s: float, max_requests: int = 100_000) -> LoadGenerator:
@@ -114,19 +149,20 @@ class LoadGenerator:
     def stop(self) -> LoadResult:
         self._stop.set()
         if self._thread:
-            self._thread.join(self.timeout_s + 5)
+            self._thread.join(self.timeout_s + 10)
         return self.result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m canary.devtools.loadgen")
-    parser.add_argument("--url", default="http://127.0.0.1:18080")
-    parser.add_argument("--rps", type=float, default=4.0)
+    parser.add_argument("--url", action="append", help="an LB's URL (repeat for several; default the sandbox's)")
+    parser.add_argument("--rps", type=float, default=4.0, help="arrival rate, requests per second")
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--max-requests", type=int, default=10_000)
+    parser.add_argument("--max-in-flight", type=int, default=256)
     parser.add_argument("--out", help="write one JSON line per request here")
     args = parser.parse_args(argv)
-    generator = LoadGenerator(args.url, args.rps)
+    generator = LoadGenerator(args.url or ["http://127.0.0.1:18080"], args.rps, args.max_in_flight)
     result = generator.run(args.duration, args.max_requests)
     if args.out:
         with open(args.out, "w") as handle:

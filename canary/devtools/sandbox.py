@@ -49,9 +49,18 @@ class SandboxError(RuntimeError):
 class SandboxSpec:
     hosts: int = 3
     prefix: str = "voxfleet"
+    # Each host's capacity (tts_capacity); its service container gets cpus_per_unit CPUs per
+    # unit and a matching torch thread count, so hosts have fixed capacities of their own the
+    # way GPUs do, instead of all competing for this machine's cores. Empty: 1 each.
+    capacities: tuple[int, ...] = ()
+    cpus_per_unit: float = 0.4
     registry_port: int = 15000  # published on 127.0.0.1 for `rollout publish`
     http_port: int = 18080  # the LB's port 80, published on 127.0.0.1
     ssh_base_port: int = 22200  # LB on base, node i on base + i
+
+    def capacity(self, i: int) -> int:
+        """Node i's (1-based) capacity."""
+        return self.capacities[i - 1] if self.capacities else 1
 
     @property
     def network(self) -> str:
@@ -197,6 +206,7 @@ def inventory_document(spec: SandboxSpec) -> dict:
             "ansible_host": "127.0.0.1", "ansible_port": spec.ssh_base_port + i,
             "tts_upstream_address": f"{spec.node(i)}:6006",
             "tts_gpu_count": 0, "tts_gpu_type": "none (sandbox)", "tts_canary_eligible": True,
+            "tts_capacity": spec.capacity(i), "tts_cpus": f"{spec.capacity(i) * spec.cpus_per_unit:g}",
             "sandbox_container": spec.node(i),
         }
         for i in range(1, spec.hosts + 1)
@@ -296,7 +306,11 @@ def down(inventory_dir: Path, prefix: str = "voxfleet", remove_images: bool = Fa
 
 def load_spec(inventory_dir: Path) -> SandboxSpec | None:
     state = _private(inventory_dir) / "state.json"
-    return SandboxSpec(**json.loads(state.read_text())) if state.exists() else None
+    if not state.exists():
+        return None
+    fields = json.loads(state.read_text())
+    fields["capacities"] = tuple(fields.get("capacities") or ())
+    return SandboxSpec(**fields)
 
 
 def status(spec: SandboxSpec) -> list[dict[str, str]]:

@@ -8,16 +8,17 @@ from service.model_dir import ModelManifest
 ENGINE_NAMES = ("demo", "voxcpm")
 
 
-def create_engine(manifest: ModelManifest) -> Engine:
-    """Instantiate (without loading) the engine the manifest names."""
+def create_engine(manifest: ModelManifest, device: str | None = None) -> Engine:
+    """Instantiate (without loading) the engine the manifest names, for `device` (cuda:N,
+    cpu; None: the engine's choice)."""
     if manifest.engine == "demo":
         from service.engines.demo import DemoEngine
 
-        return DemoEngine(manifest)
+        return DemoEngine(manifest)  # the CPU only
     if manifest.engine == "voxcpm":
         from service.engines.voxcpm import VoxCPMEngine
 
-        return VoxCPMEngine(manifest)
+        return VoxCPMEngine(manifest, device)
     raise EngineError(
         f"{manifest.path('manifest.json')}: unknown engine {manifest.engine!r} "
         f"(known: {', '.join(ENGINE_NAMES)})"

@@ -72,8 +72,9 @@ class VoxCPMEngine:
     "default" uses no prompt.
     """
 
-    def __init__(self, manifest: ModelManifest) -> None:
+    def __init__(self, manifest: ModelManifest, device: str | None = None) -> None:
         self.manifest = manifest
+        self.requested_device = device  # cuda:N for one of several workers; None: VoxCPM chooses
         cfg = manifest.config
         self.weights_dir = manifest.directory / str(cfg.get("weights_subdir") or ".")
         self.cfg_value = float(cfg.get("cfg_value", 2.0))
@@ -102,7 +103,8 @@ class VoxCPMEngine:
                 raise EngineError(f"the VoxCPM engine needs the optional package 'voxcpm': {INSTALL_HINT}") from exc
             raise EngineError(f"package 'voxcpm' failed to import ({exc}); {INSTALL_HINT}") from exc
         try:
-            model = VoxCPM.from_pretrained(str(self.weights_dir), load_denoiser=False, optimize=optimize)
+            model = VoxCPM.from_pretrained(str(self.weights_dir), load_denoiser=False, optimize=optimize,
+                                           device=self.requested_device)
         except Exception as exc:
             raise EngineError(f"{self.weights_dir}: VoxCPM failed to load ({type(exc).__name__}: {exc})") from exc
         self.model = model

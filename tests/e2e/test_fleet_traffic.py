@@ -17,14 +17,14 @@ def test_ten_percent_of_a_thousand_requests_reach_the_canary(stable_fleet):
     assert {h: s.version for h, s in states.items()} == {"node1": "v1.3.0", "node2": "v1.2.0", "node3": "v1.2.0"}
     fleet_ops.set_traffic(fleet, canary={"node1": "v1.3.0"}, stable={"node2": "v1.2.0", "node3": "v1.2.0"},
                           canary_percent=10)
-    result = LoadGenerator(fleet.lb_public_url, rps=8, concurrency=12).run(duration_s=300, max_requests=1000)
+    result = LoadGenerator(fleet.lb_public_url, rps=8).run(duration_s=300, max_requests=1000)
     assert len(result.outcomes) == 1000 and not result.failed, result.summary()
     share = result.by_version()["v1.3.0"] / len(result.outcomes)
     assert 0.08 <= share <= 0.12, result.summary()
 
     fleet_ops.set_traffic(fleet, canary={"node1": "v1.3.0"}, stable={"node2": "v1.2.0", "node3": "v1.2.0"},
                           canary_percent=0)
-    after = LoadGenerator(fleet.lb_public_url, rps=8, concurrency=12).run(duration_s=120, max_requests=200)
+    after = LoadGenerator(fleet.lb_public_url, rps=8).run(duration_s=120, max_requests=200)
     assert len(after.outcomes) == 200 and not after.failed, after.summary()
     assert after.by_version()["v1.3.0"] == 0
 
