@@ -31,8 +31,12 @@ def test_requests_spread_over_the_workers_and_each_queue_is_bounded(model_dirs):
     try:
         threads: set[str] = set()
         gate = threading.Event()
+        def hold() -> None:
+            threads.add(threading.current_thread().name)
+            gate.wait(30)
+
         for worker in runtime.workers:  # hold both workers busy
-            worker.submit(lambda: (threads.add(threading.current_thread().name), gate.wait(30)))
+            worker.submit(hold)
         time.sleep(0.2)
         queued = [runtime.submit("Hello there.", "alloy", 1.0) for _ in range(2)]  # one waits on each
         assert sorted(w.queued for w in runtime.workers) == [1, 1]
