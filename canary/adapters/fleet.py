@@ -7,14 +7,14 @@ plain data. Nothing here decides anything: the controller decides, then calls th
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import Any
 
 from canary.adapters.ansible import PlaybookResult, PlaybookRun, ProgressEvent, run_playbook
 from canary.decisions.fleet_state import NodeState
 from canary.decisions.inventory import Fleet
-from canary.decisions.traffic import UpstreamServer, upstream_servers
+from canary.decisions.traffic import UpstreamServer, canary_percent_of, upstream_servers
 
 
 class FleetError(RuntimeError):
@@ -96,10 +96,13 @@ def set_servers(fleet: Fleet, servers: list[UpstreamServer], canary_percent: int
                 on_event=on_event, timeout_s=300)
 
 
-def set_traffic(fleet: Fleet, canary: dict[str, str], stable: dict[str, str], canary_percent: int,
-                on_event: Progress | None = None) -> PlaybookResult:
-    """Route `canary_percent`% to the canary hosts; `canary`/`stable` map host name → version."""
+def set_traffic(fleet: Fleet, canary: dict[str, str], stable: dict[str, str], canary_percent: int | None,
+                out: Iterable[str] = (), on_event: Progress | None = None) -> PlaybookResult:
+    """Route `canary_percent`% to the canary hosts (None: every host by capacity), weights
+    by capacity within each side; `canary`/`stable` map host name → version; `out`: hosts
+    taken out of traffic."""
     upstream = {n.name: n.upstream for n in fleet.nodes}
     servers = upstream_servers({upstream[h]: v for h, v in canary.items()},
-                               {upstream[h]: v for h, v in stable.items()}, canary_percent)
-    return set_servers(fleet, servers, canary_percent, on_event)
+                               {upstream[h]: v for h, v in stable.items()}, canary_percent,
+                               {n.upstream: n.capacity for n in fleet.nodes}, [upstream[h] for h in out])
+    return set_servers(fleet, servers, canary_percent_of(servers), on_event)
