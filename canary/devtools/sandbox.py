@@ -26,11 +26,12 @@ from typing import TextIO
 
 import yaml
 
+from canary import REPO_ROOT
 from canary.adapters import images
 
 LABEL = "io.voxfleet.sandbox"
 CONFIG_LABEL = "io.voxfleet.sandbox.config"
-DOCKER_DIR = Path(__file__).resolve().parents[1] / "docker" / "sandbox"
+DOCKER_DIR = REPO_ROOT / "docker" / "sandbox"
 # Flags that let a container run its own Docker engine on this kind of machine
 # (--privileged is refused here: one capability is missing from the bounding set).
 DIND_FLAGS = [
