@@ -10,7 +10,7 @@ rotated file until the new one has lines (nginx writes to the old file until it 
 reopened its logs).
 
 How the program reaches the LB is the `run` callable's business (`RemoteRun`: a shell
-command in, its standard output out); `ssh_run` is the production one.
+command in, its standard output out); in production, the LB's `HostConnection`.
 """
 
 from __future__ import annotations
@@ -18,19 +18,19 @@ from __future__ import annotations
 import base64
 import json
 import shlex
-import subprocess
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from canary.adapters.connection import HostConnection
 from canary.decisions.access_log import LogCursor, Request, parse_lines, split_complete
 from canary.decisions.inventory import Fleet
 
 ACCESS_LOG = "/var/log/nginx/tts_access.json"
 MAX_READ_BYTES = 8 * 1024 * 1024  # per read; the rest comes with the next one
 TAIL_BYTES = 4 * 1024 * 1024  # how far back the request rate looks (about 10,000 requests)
-RemoteRun = Callable[[str], bytes]
+RemoteRun = Callable[[str], bytes]  # a shell command on the LB -> its output
 
 # Runs on the LB (python3 is there: Ansible needs it). Argument: JSON {path, generation,
 # offset, max}. Output: JSON {current: generation, size, segments: [{generation, start, data}]}.
@@ -132,27 +132,6 @@ class AccessLogReader:
         return requests, {"generation": position.generation, "offset": position.offset}
 
 
-def ssh_run(fleet: Fleet, host: str) -> RemoteRun:
-    """Run a shell command on `host` over SSH with the inventory's user, port and key."""
-    hv = fleet.hostvars.get(host, {})
-    key = str(hv.get("ansible_ssh_private_key_file", "")).replace("{{ inventory_dir }}", str(
-        fleet.source if fleet.source.is_dir() else fleet.source.parent))
-    ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
-           "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
-           "-p", str(hv.get("ansible_port", 22))]
-    if key:
-        ssh += ["-i", key]
-    ssh.append(f"{hv.get('ansible_user', 'root')}@{hv.get('ansible_host', host)}")
-
-    def run(command: str) -> bytes:
-        # stdin from /dev/null: ssh would otherwise make the stdin it shares with us non-blocking
-        result = subprocess.run([*ssh, command], capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-        if result.returncode != 0:
-            raise OSError(f"LB {host}: {result.stderr.decode(errors='replace').strip()}")
-        return result.stdout
-    return run
-
-
 def resolved_addresses(fleet: Fleet, run: RemoteRun) -> dict[str, str]:
     """Logged `ip:port` → inventory `name:port`. nginx logs the address it resolved, so
     names are resolved on the LB itself, the way nginx resolved them."""
@@ -173,5 +152,5 @@ def resolved_addresses(fleet: Fleet, run: RemoteRun) -> dict[str, str]:
 def lb_access_log(fleet: Fleet) -> AccessLogReader:
     """The reader of the fleet's first LB's log (every LB's: Part 4 of the roadmap)."""
     host = fleet.lbs[0]
-    run = ssh_run(fleet, host)
+    run = HostConnection.from_inventory(fleet, host).run
     return AccessLogReader(host, run, lambda: resolved_addresses(fleet, run))

@@ -12,6 +12,7 @@ from canary.adapters import registry
 from canary.adapters.ansible import PlaybookRun, run_playbook
 from canary.adapters.fleet import FleetError
 from canary.adapters.images import REVISION_LABEL
+from canary.adapters.lb_traffic import LbTraffic, TrafficChangeError
 from canary.decisions.fleet_state import NodeState
 from canary.decisions.inventory import Fleet
 from canary.decisions.traffic import UpstreamServer
@@ -29,14 +30,32 @@ class AnsibleFleet:
         fleet_ops.deploy(self.fleet, version, hosts, pull_only=pull_only, on_event=progress)
 
 
-class AnsibleTraffic:
+class LbTrafficPort:
+    """The traffic port on every LB of the fleet: the nginx_lb role (through Ansible) to
+    prepare them, the fast path (canary.adapters.lb_traffic) for each change after."""
+
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
+        self.lbs = [LbTraffic(fleet, lb) for lb in fleet.lbs]
 
-    def apply(self, servers: list[UpstreamServer], canary_percent: int) -> str:
+    def prepare(self, servers: list[UpstreamServer], canary_percent: int) -> str:
         result = fleet_ops.set_servers(self.fleet, servers, canary_percent)
         reports = [h.facts.get("nginx_lb_report", {}) for h in result.hosts.values()]
-        return next((str(r.get("config_sha256", "")) for r in reports if r), "")
+        return next((str(r.get("traffic_sha256", "")) for r in reports if r), "")
+
+    def apply(self, servers: list[UpstreamServer], canary_percent: int) -> str:
+        """Every LB or none: when one refuses, those already changed are put back."""
+        done: list[LbTraffic] = []
+        sha = ""
+        for lb in self.lbs:
+            try:
+                sha = lb.apply(servers, canary_percent)
+            except TrafficChangeError:
+                for changed in done:
+                    changed.restore()
+                raise
+            done.append(lb)
+        return sha
 
 
 class AnsibleProbe:

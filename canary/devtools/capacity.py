@@ -52,7 +52,7 @@ def measure_capacity(urls: str | Sequence[str], start_rps: float = 1.0, factor: 
     """Climb from `start_rps` by `factor` until the p95 bound or a failure is crossed."""
     targets = [urls] if isinstance(urls, str) else list(urls)
     _step(targets, 1.0, 5.0)  # warm the connections and the caches: not measured
-    unloaded = _step(targets, 0.5, 20.0).p95_s()
+    unloaded = _step(targets, 1.0, 30.0).p95_s()  # no queueing at one request a second
     steps: list[RateStep] = []
     best, rps = 0.0, start_rps
     while rps <= max_rps:

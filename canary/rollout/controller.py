@@ -40,10 +40,12 @@ JUDGING_AFRESH: dict[str, Any] = {"weight_live": None, "step_cursor": {}, "looks
                                   "inconclusive_since": None, "skip_wait": False}
 LOAD_WINDOW_S = 60.0  # the request rate a drain must fit is measured over this long
 TICK_LEASE_S = 1800  # longer than any single action (a deploy waits for health)
-# Crash tests set this to an event kind ("enter CANARY_DEPLOY", "weights live", ...): the
-# controller then dies by SIGKILL right after recording it, before acting on it: the
-# worst instant for a crash, state written and action not done.
+# Crash tests set this to an event kind ("enter CANARY_DEPLOY", "weights live", ...), or to
+# "*" for whatever event comes first: the controller then dies by SIGKILL right after
+# recording it, before acting on it: the worst instant for a crash, state written and
+# action not done.
 CRASH_AFTER_ENV = "VOXFLEET_CRASH_AFTER"
+CRASH_AFTER_ANY = "*"
 
 
 class RolloutError(RuntimeError):
@@ -88,7 +90,7 @@ class Controller:
                                 reason=state.reason or None, ended=ended, stable_version=state.stable_version or None,
                                 image_digest=state.image_digest or None, git_revision=state.git_revision or None)
         self.log(event_line(state, kind, data or {}))
-        if os.environ.get(CRASH_AFTER_ENV) == kind:
+        if os.environ.get(CRASH_AFTER_ENV) in (kind, CRASH_AFTER_ANY):
             os.kill(os.getpid(), signal.SIGKILL)
         return saved
 
@@ -277,7 +279,9 @@ class Controller:
                                f"traffic now: {why}")
         state = replace(state, stable_version=stable, image_digest=digest,
                         git_revision=self.registry.revision(state.version))
-        self._apply_layout(state, record)  # renders and validates the LB config (all stable): no traffic change
+        self._guard(record)
+        servers, share = traffic_layout(state)  # the LB config rendered and validated (all stable): no traffic change
+        self.traffic.prepare(servers, share)
         return self._enter(record, state, Phase.PREPULL, f"stable {stable} on {len(running)} hosts")[0]
 
     def _prepull(self, record: Record, state: RolloutState) -> Record:

@@ -24,8 +24,12 @@ class FleetPort(Protocol):
 
 
 class TrafficPort(Protocol):
+    def prepare(self, servers: list[UpstreamServer], canary_percent: int) -> str:
+        """Install or update every LB's whole config with these weights (slow: a playbook)."""
+
     def apply(self, servers: list[UpstreamServer], canary_percent: int) -> str:
-        """Validate and load these LB weights in one reload; returns the live config's sha256."""
+        """Validate and load these LB weights in one reload on every LB, or on none (fast);
+        returns the live split's sha256."""
 
 
 class MetricsPort(Protocol):

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from canary.adapters.lb_log import lb_access_log
-from canary.adapters.rollout_ports import AnsibleFleet, AnsibleProbe, AnsibleTraffic, HttpRegistry
+from canary.adapters.rollout_ports import AnsibleFleet, AnsibleProbe, HttpRegistry, LbTrafficPort
 from canary.adapters.store import Record, Store
 from canary.decisions.inventory import Fleet
 from canary.decisions.phases import EXIT_CODES, EXIT_ERROR, Phase
@@ -41,7 +41,7 @@ def controller_for(fleet: Fleet, store: Store, log: Callable[[str], None] = prin
     fleet = with_rollout_policy(fleet, store)
     clock = SystemClock()
     shift_file = os.environ.get(CALENDAR_SHIFT_ENV)
-    return Controller(fleet, store, AnsibleFleet(fleet, log), AnsibleTraffic(fleet), lb_access_log(fleet),
+    return Controller(fleet, store, AnsibleFleet(fleet, log), LbTrafficPort(fleet), lb_access_log(fleet),
                       AnsibleProbe(fleet), HttpRegistry(fleet), clock, log=log,
                       calendar=ShiftedClock(clock, Path(shift_file)) if shift_file else None)
 

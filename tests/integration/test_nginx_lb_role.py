@@ -2,7 +2,7 @@
 
 Runs on the shared sandbox fleet (the `sandbox` fixture brings it up), or on another
 fleet named with VOXFLEET_SANDBOX_INVENTORY. The tests put the LB's previous
-nginx.conf back when they finish.
+nginx.conf and traffic split back when they finish.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from canary.adapters.lb_traffic import render_traffic, role_settings
 from canary.decisions.traffic import upstream_servers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +30,8 @@ OTHER_INVENTORY = os.environ.get("VOXFLEET_SANDBOX_INVENTORY")
 INVENTORY = Path(OTHER_INVENTORY or REPO / "inventory" / "sandbox" / "hosts.yml")
 BIN = Path(sys.executable).parent
 CONF = "/etc/nginx/nginx.conf"
-SAVED = "/tmp/nginx_lb_test.saved.conf"
+TRAFFIC = "/etc/nginx/voxfleet-traffic.conf"  # the split: weights, states, UI buckets
+SAVED = "/tmp/nginx_lb_test.saved"
 ACCESS_LOG = "/var/log/nginx/tts_access.json"
 
 pytestmark = pytest.mark.sandbox
@@ -69,13 +71,18 @@ def _json_output(proc: subprocess.CompletedProcess) -> dict[str, Any]:
 
 
 class LB:
-    def __init__(self, host: str, http_port: int, node_addresses: list[str], tmp: Path):
+    def __init__(self, host: str, http_port: int, node_addresses: list[str], tmp: Path, hostvars: dict[str, Any]):
         self.host, self.http_port, self.nodes, self.tmp = host, http_port, node_addresses, tmp
+        self.hostvars = hostvars
+
+    def servers(self, canary_percent: int, canary: int = 1) -> list:
+        """`canary` nodes on v-new and the rest on v-old."""
+        return upstream_servers({a: "v-new" for a in self.nodes[:canary]},
+                                {a: "v-old" for a in self.nodes[canary:]}, canary_percent)
 
     def play(self, canary_percent: int, canary: int = 1, **extra: Any) -> Run:
         """Runs playbooks/traffic.yml with `canary` nodes on v-new and the rest on v-old."""
-        servers = upstream_servers({a: "v-new" for a in self.nodes[:canary]},
-                                   {a: "v-old" for a in self.nodes[canary:]}, canary_percent)
+        servers = self.servers(canary_percent, canary)
         extravars = {"traffic_servers": [dataclasses.asdict(s) for s in servers],
                      "traffic_canary_percent": canary_percent, **extra}
         path = self.tmp / "extravars.json"
@@ -96,6 +103,9 @@ class LB:
 
     def live_config(self) -> bytes:
         return base64.b64decode(self.module("ansible.builtin.slurp", f"src={CONF}")["content"])
+
+    def live_traffic(self) -> bytes:
+        return base64.b64decode(self.module("ansible.builtin.slurp", f"src={TRAFFIC}")["content"])
 
     def access_log(self) -> str:
         return base64.b64decode(self.module("ansible.builtin.slurp", f"src={ACCESS_LOG}")["content"]).decode()
@@ -121,31 +131,36 @@ def lb(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest)
     assert lb_hosts and len(nodes) >= 3, f"{INVENTORY} needs an lb host and 3 tts_nodes (rollout sandbox up --hosts 3)"
     host = lb_hosts[0]
     lb = LB(host, int(hostvars[host]["sandbox_http_port"]),
-            [hostvars[n]["tts_upstream_address"] for n in sorted(nodes)[:3]], tmp_path_factory.mktemp("nginx_lb"))
+            [hostvars[n]["tts_upstream_address"] for n in sorted(nodes)[:3]], tmp_path_factory.mktemp("nginx_lb"),
+            hostvars[host])
     try:
         urllib.request.urlopen(f"http://127.0.0.1:{lb.http_port}/", timeout=5)
     except urllib.error.HTTPError:
         pass  # nginx answered
     except OSError as err:  # a broken LB is what these tests exist to catch: a failure, never a skip
         pytest.fail(f"the sandbox LB does not answer on 127.0.0.1:{lb.http_port} ({err})")
-    lb.module("ansible.builtin.command", f"cp -p {CONF} {SAVED}")
+    if lb.module("ansible.builtin.stat", f"path={TRAFFIC}")["stat"]["exists"] is False:
+        assert lb.play(0).rc == 0  # an LB the role never configured: give it a split to put back
+    lb.module("ansible.builtin.command", f"cp -p {CONF} {SAVED}.conf")
+    lb.module("ansible.builtin.command", f"cp -p {TRAFFIC} {SAVED}.traffic")
     yield lb
-    lb.module("ansible.builtin.command", f"cp -p {SAVED} {CONF}")
-    lb.module("ansible.builtin.file", f"path={CONF}.applied state=absent")  # the next run reloads for sure
+    lb.module("ansible.builtin.command", f"cp -p {SAVED}.conf {CONF}")
+    lb.module("ansible.builtin.command", f"cp -p {SAVED}.traffic {TRAFFIC}")
     lb.module("ansible.builtin.command", f"nginx -c {CONF} -s reload")
-    lb.module("ansible.builtin.file", f"path={SAVED} state=absent")
+    lb.module("ansible.builtin.command", f"rm -f {SAVED}.conf {SAVED}.traffic")
 
 
 def test_one_canary_and_two_stable_at_ten_percent_render_weights_2_9_9(lb: LB):
     run = lb.play(10)
     assert run.rc == 0, run.failures(lb.host)
-    config = lb.live_config().decode()
+    config = lb.live_traffic().decode()
+    assert f"include {TRAFFIC};" in lb.live_config().decode()
     canary, stable1, stable2 = lb.nodes
     assert f"server {canary} weight=2 max_fails=3 fail_timeout=5s;" in config
     assert f"server {stable1} weight=9 max_fails=3 fail_timeout=5s;" in config
     assert f"server {stable2} weight=9 max_fails=3 fail_timeout=5s;" in config
     assert config.index(canary) < config.index(stable1) < config.index(stable2)
-    assert "10% tts_ui_canary;\n        * tts_ui_stable;" in config
+    assert "10% tts_ui_canary;\n    * tts_ui_stable;" in config
     status, headers, body = lb.get("/lb-health")
     assert (status, body) == (200, "ok\n")
     assert headers["X-LB-Traffic"] == run.task("Report nginx_lb_report", lb.host)["ansible_facts"][
@@ -164,7 +179,8 @@ def test_the_report_carries_the_sha256_of_the_live_config(lb: LB):
     assert run.rc == 0, run.failures(lb.host)
     report = run.task("Report nginx_lb_report", lb.host)["ansible_facts"]["nginx_lb_report"]
     assert report["config_sha256"] == hashlib.sha256(lb.live_config()).hexdigest()
-    assert report["config_path"] == CONF
+    assert report["traffic_sha256"] == hashlib.sha256(lb.live_traffic()).hexdigest()
+    assert (report["config_path"], report["traffic_path"]) == (CONF, TRAFFIC)
     assert report["canary_percent"] == 10
     assert [(s["address"], s["weight"], s["state"]) for s in report["servers"]] == [
         (lb.nodes[0], 2, "up"), (lb.nodes[1], 9, "up"), (lb.nodes[2], 9, "up")]
@@ -182,7 +198,7 @@ def test_the_report_carries_the_sha256_of_the_live_config(lb: LB):
 
 def test_a_config_nginx_refuses_fails_the_run_and_the_previous_config_keeps_serving(lb: LB):
     assert lb.play(10).rc == 0
-    before = hashlib.sha256(lb.live_config()).hexdigest()
+    before = hashlib.sha256(lb.live_config() + lb.live_traffic()).hexdigest()
     _, healthy_headers, _ = lb.get("/lb-health")
 
     run = lb.play(50, nginx_lb_client_max_body_size="64 kb;;")
@@ -191,7 +207,7 @@ def test_a_config_nginx_refuses_fails_the_run_and_the_previous_config_keeps_serv
     messages = " ".join(run.failures(lb.host))
     assert "nginx -t refused the rendered config" in messages
     assert "client_max_body_size" in messages
-    assert hashlib.sha256(lb.live_config()).hexdigest() == before
+    assert hashlib.sha256(lb.live_config() + lb.live_traffic()).hexdigest() == before
     status, headers, body = lb.get("/lb-health")
     assert (status, body) == (200, "ok\n")
     assert headers["X-LB-Traffic"] == healthy_headers["X-LB-Traffic"]
@@ -200,13 +216,13 @@ def test_a_config_nginx_refuses_fails_the_run_and_the_previous_config_keeps_serv
 def test_zero_and_hundred_percent_use_down_and_backup_and_a_single_ui_bucket(lb: LB):
     canary, stable1, stable2 = lb.nodes
     assert lb.play(0).rc == 0
-    config = lb.live_config().decode()
+    config = lb.live_traffic().decode()
     assert f"server {canary} weight=1 max_fails=3 fail_timeout=5s down;" in config
     assert f"server {stable1} weight=1 max_fails=3 fail_timeout=5s;" in config
     assert "upstream tts_ui_canary" not in config and "* tts_ui_stable;" in config and "% tts_ui" not in config
 
     assert lb.play(100).rc == 0
-    config = lb.live_config().decode()
+    config = lb.live_traffic().decode()
     assert f"server {canary} weight=1 max_fails=3 fail_timeout=5s;" in config
     assert f"server {stable2} weight=1 max_fails=3 fail_timeout=5s backup;" in config
     assert "upstream tts_ui_stable" not in config and "* tts_ui_canary;" in config and "% tts_ui" not in config
@@ -214,8 +230,19 @@ def test_zero_and_hundred_percent_use_down_and_backup_and_a_single_ui_bucket(lb:
 
 def test_inputs_that_disagree_with_the_share_are_refused_before_nginx_is_touched(lb: LB):
     assert lb.play(10).rc == 0
-    before = lb.live_config()
+    before = lb.live_traffic()
     run = lb.play(10, traffic_canary_percent=0)  # canary servers up, but a 0% share
     assert run.rc != 0
     assert f"servers up are {lb.nodes[0]}" in " ".join(run.failures(lb.host))
-    assert lb.live_config() == before
+    assert lb.live_traffic() == before
+
+
+def test_the_controller_renders_the_split_byte_for_byte_as_the_role_does(lb: LB):
+    """The fast path (canary.adapters.lb_traffic) and the role write the same file, id included."""
+    for percent, canary in ((10, 1), (50, 2), (0, 1), (100, 1)):
+        run = lb.play(percent, canary)
+        assert run.rc == 0, run.failures(lb.host)
+        ours = render_traffic(role_settings(lb.hostvars), lb.servers(percent, canary), percent)
+        assert ours == lb.live_traffic().decode(), percent
+        _, headers, _ = lb.get("/lb-health")
+        assert f'default "{headers["X-LB-Traffic"]}";' in ours

@@ -90,6 +90,9 @@ class SimulatedFleet:
             raise Crash()
 
     # TrafficPort
+    def prepare(self, servers: list[UpstreamServer], canary_percent: int) -> str:
+        return self.apply(servers, canary_percent)
+
     def apply(self, servers: list[UpstreamServer], canary_percent: int) -> str:
         if self.fail_apply is not None:
             exc, self.fail_apply = self.fail_apply, None
