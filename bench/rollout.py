@@ -1,8 +1,10 @@
-"""Rollout benchmark on the sandbox: the controller's own overhead and how fast it backs out.
+"""Rollout benchmark on the sandbox: what each plan does to the busiest host, the
+controller's own overhead, and how fast it backs out.
 
-    .venv/bin/python bench/rollout.py
+    .venv/bin/python bench/rollout.py [--plans-only] [--stage-s 40] [--load 0.6]
 
-Runs three rollouts on the 3-host sandbox under steady load through the LB, with the
+First the old plan (a fixed canary cohort) and the capacity-true plan side by side under
+the same load (bench/plans.py). Then three rollouts on the 3-host sandbox under steady load through the LB, with the
 product's controller (the same code as `rollout start`):
 - healthy v1.3.0: wall time minus the configured dwell times = the controller's
   overhead (preflight, pre-pull, deploys, reloads, analysis), split by phase;
@@ -14,6 +16,7 @@ and the failed client requests during each, side by side.
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
@@ -23,6 +26,8 @@ from typing import Any
 
 sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.plans import compare  # noqa: E402
 
 from canary import DEFAULT_INVENTORY as SANDBOX_INVENTORY  # noqa: E402
 from canary import REPO_ROOT  # noqa: E402
@@ -35,6 +40,8 @@ from canary.decisions.inventory import Fleet  # noqa: E402
 from canary.devtools import sandbox  # noqa: E402
 from canary.devtools.loadgen import LoadGenerator  # noqa: E402
 from canary.rollout.production import controller_for, follow  # noqa: E402
+
+FLEET_CAPACITY_RPS = 11.0  # the 3-host sandbox, measured with bench/capacity.py
 
 POLICY: dict[str, Any] = {"steps": [10, 50, 100], "dwell_s": 10, "min_requests": 15, "interval_s": 4, "step_max_s": 300,
           "consecutive_failures": 2, "batch_size": 1, "max_error_rate": 0.2}
@@ -54,10 +61,10 @@ def reset(fleet: Fleet) -> None:
     fleet_ops.set_traffic(fleet, {}, {n.name: "v1.2.0" for n in fleet.nodes}, 0)
 
 
-def run_scenario(fleet: Fleet, store: Store, version: str) -> dict:
+def run_scenario(fleet: Fleet, store: Store, version: str, rps: float) -> dict:
     reset(fleet)
     controller = controller_for(fleet, store, log=lambda _: None)
-    load = LoadGenerator(fleet.lb_public_url, rps=3).start(duration_s=1800)
+    load = LoadGenerator(fleet.lb_public_url, rps=rps).start(duration_s=1800)
     started = time.time()
     try:
         record = controller.start(version, fleet.policy)
@@ -75,29 +82,39 @@ def run_scenario(fleet: Fleet, store: Store, version: str) -> dict:
     drained_at = next((e.at for e in events if e.kind == "traffic off new version"), None)
     return {"version": version, "result": final.result, "wall_s": wall, "phases": durations,
             "fail_to_zero_s": drained_at - rollback_at if rollback_at and drained_at else None,
-            "requests": len(traffic.outcomes), "failed": len(traffic.failed),
+            "requests": len(traffic.outcomes), "failed": len(traffic.failed), "shed": len(traffic.shed),
             "new_version_answers": traffic.by_version().get(version, 0), "reason": final.reason or ""}
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--plans-only", action="store_true", help="only the old and new plans side by side")
+    parser.add_argument("--stage-s", type=float, default=40.0, help="seconds of load at each plan stage")
+    parser.add_argument("--load", type=float, default=0.6, help="load as a share of the fleet's capacity")
+    args = parser.parse_args()
     sandbox.up(sandbox.SandboxSpec(hosts=3), SANDBOX_INVENTORY, REPO_ROOT)
     fleet = load_fleet(SANDBOX_INVENTORY, POLICY)
-    versions = [publish(fleet, "v1.2.0"), publish(fleet, "v1.3.0"), publish(fleet, "v1.3.0", "flaky"),
-                publish(fleet, "v1.3.0", "silent")]
+    versions = [publish(fleet, "v1.2.0")]
+    print("\nvoxfleet rollout benchmark (3-host sandbox)\n")
+    print("\n".join(compare(fleet, args.load, FLEET_CAPACITY_RPS, args.stage_s)))
+    if args.plans_only:
+        return 0
+    versions += [publish(fleet, "v1.3.0"), publish(fleet, "v1.3.0", "flaky"), publish(fleet, "v1.3.0", "silent")]
     store = Store(Path(tempfile.mkdtemp(prefix="voxfleet-bench-")) / "rollouts.db")
-    results = [run_scenario(fleet, store, v) for v in versions[1:]]
+    rps = round(args.load * FLEET_CAPACITY_RPS, 1)
+    results = [run_scenario(fleet, store, v, rps) for v in versions[1:]]
     reset(fleet)
 
     dwell_total = POLICY["dwell_s"] * len(POLICY["steps"])
-    print("\nvoxfleet rollout benchmark (3-host sandbox, steady load 3 req/s through the LB)\n")
+    print(f"\nrollouts under steady load {rps:g} req/s through the LB\n")
     print(f"{'scenario':<16} {'result':<12} {'wall s':>7} {'overhead s':>10} {'fail→0% s':>9} "
-          f"{'requests':>8} {'failed':>6} {'answered by new':>15}")
+          f"{'requests':>8} {'failed':>6} {'429/503':>7} {'answered by new':>15}")
     for r in results:
         overhead = r["wall_s"] - dwell_total if r["result"] == "succeeded" else None
         print(f"{r['version']:<16} {r['result']:<12} {r['wall_s']:>7.1f} "
               f"{overhead if overhead is not None else float('nan'):>10.1f} "
               f"{r['fail_to_zero_s'] if r['fail_to_zero_s'] is not None else float('nan'):>9.2f} "
-              f"{r['requests']:>8} {r['failed']:>6} {r['new_version_answers']:>15}")
+              f"{r['requests']:>8} {r['failed']:>6} {r['shed']:>7} {r['new_version_answers']:>15}")
     healthy = results[0]
     print(f"\nhealthy rollout, time per phase (configured dwell {POLICY['dwell_s']} s × {len(POLICY['steps'])} steps "
           f"= {dwell_total} s; overhead share {1 - dwell_total / healthy['wall_s']:.0%}):")

@@ -44,6 +44,8 @@ VARIANTS: dict[str, tuple[dict[str, Any], float, bool]] = {
     "silent": ({}, 0.0, False),
     "nan": ({}, 1.0, True),
     "slow": ({"refine_passes": 40}, 1.0, False),
+    # renders every answer twice: half the throughput, twice the latency, nothing else wrong
+    "halfspeed": ({"refine_passes": 1}, 1.0, False),
     "flaky": ({"fail_share": 0.3, "fail_after": 9}, 1.0, False),
     # speaks through its warm-up, then every answer is silence (the hard checks' 500)
     "mute": ({"fail_share": 1.0, "fail_after": 1, "fail_mode": "silence"}, 1.0, False),

@@ -48,7 +48,7 @@ async def _read_capped(request: Request, limit: int) -> bytes:
 
 
 def _count_requests(app: FastAPI, runtime: ModelRuntime) -> None:
-    metrics, version = runtime.metrics, runtime.manifest.version
+    metrics, version, node = runtime.metrics, runtime.manifest.version, runtime.settings.node_name
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -63,6 +63,8 @@ def _count_requests(app: FastAPI, runtime: ModelRuntime) -> None:
             if speech:
                 metrics.in_flight.dec()
         response.headers["X-Model-Version"] = version  # the LB logs it per attempt
+        if node:
+            response.headers["X-Served-By"] = node  # which host answered, when a user complains
         metrics.requests.labels(route, str(response.status_code)).inc()
         if speech:
             metrics.latency.labels(route).observe(time.perf_counter() - started)

@@ -124,7 +124,8 @@ def plan_rollout(fleet: Fleet, policy: Policy, rollout_id: str, version: str, st
     )
 
 
-def _servers(state: RolloutState, layout: Layout) -> tuple[list[UpstreamServer], int]:
+def layout_servers(state: RolloutState, layout: Layout) -> tuple[list[UpstreamServer], int]:
+    """The LB servers (weights by capacity) and canary share (percent) of a layout."""
     addresses, caps = state.upstream, state.capacities()
     new = {addresses[h]: state.version for h in addresses if h in layout.new}
     old = {addresses[h]: state.stable_version for h in addresses if h not in layout.new}
@@ -158,24 +159,24 @@ def traffic_layout(state: RolloutState) -> tuple[list[UpstreamServer], int]:
     phase = state.acting_phase
     every = frozenset(state.upstream)
     if phase in (Phase.PENDING, Phase.PREFLIGHT, Phase.PREPULL, Phase.ROLLED_BACK, Phase.PREFLIGHT_FAILED):
-        return _servers(state, Layout(frozenset()))
+        return layout_servers(state, Layout(frozenset()))
     if phase is Phase.SUCCEEDED:
-        return _servers(state, Layout(every))
+        return layout_servers(state, Layout(every))
     new = frozenset(state.new_hosts)
     if phase in (Phase.CANARY_DEPLOY, Phase.WARMUP_GATE):
         drained = frozenset(state.canary_hosts) | new
-        return _servers(state, Layout(drained, drained, Fraction(0)))
+        return layout_servers(state, Layout(drained, drained, Fraction(0)))
     if phase is Phase.ROLLING_BACK:
         if state.rollback_stage == "readmit":
-            return _servers(state, Layout(frozenset()))
+            return layout_servers(state, Layout(frozenset()))
         if new >= every:  # nothing old left to carry traffic: keep serving from the new version
-            return _servers(state, Layout(every))
-        return _servers(state, Layout(new, new, Fraction(0)))
+            return layout_servers(state, Layout(every))
+        return layout_servers(state, Layout(new, new, Fraction(0)))
     if phase is Phase.PROMOTING:
-        return _servers(state, Layout(new, frozenset(state.draining)))
+        return layout_servers(state, Layout(new, frozenset(state.draining)))
     if state.pending_switches() or state.draining:  # TRAFFIC, hosts still being switched for this step
-        return _servers(state, Layout(new, frozenset(state.draining), _switch_share(state)))
-    return _servers(state, Layout(new, share=Fraction(state.weight_set, 100)))
+        return layout_servers(state, Layout(new, frozenset(state.draining), _switch_share(state)))
+    return layout_servers(state, Layout(new, share=Fraction(state.weight_set, 100)))
 
 
 def planned_layouts(state: RolloutState) -> list[tuple[str, Layout]]:

@@ -76,6 +76,9 @@ def logged(what: str, name: str, step: Callable[..., T], *args: object) -> T:
             raise
 
 
+LOAD_SHARE = 0.6  # of the sandbox's measured capacity: a fleet near its capacity, as in production
+
+
 def main() -> int:
     banner("sandbox fleet: registry, 3 GPU-host stand-ins, nginx LB")
     spec = sandbox.SandboxSpec(hosts=3)
@@ -102,18 +105,28 @@ def main() -> int:
     if store.active(controller.fleet_key):
         follow(controller, controller.abort("a previous demo was interrupted"))
 
-    banner(f"steady traffic through the LB ({fleet.lb_public_url}), then: rollout start v1.3.0")
-    load = LoadGenerator(fleet.lb_public_url, rps=3).start(duration_s=1800)
+    units = float(sum(n.capacity for n in fleet.nodes))
+    rps = round(LOAD_SHARE * units * sandbox.MEASURED_UNIT_RPS, 1)
+    banner(f"steady traffic through the LB ({fleet.lb_public_url}): {rps:g} req/s, {LOAD_SHARE:.0%} of what the "
+           f"sandbox serves; then: rollout start v1.3.0")
+    load = LoadGenerator(fleet.lb_public_url, rps=rps).start(duration_s=1800)
+    began = time.time()
     try:
         record = controller.start("v1.3.0", fleet.policy)
         code = follow(controller, record)
     finally:
         traffic = load.stop()
+    seconds = max(time.time() - began, 1.0)
 
     banner("result")
     for host, state in sorted(fleet_ops.facts(fleet).items()):
         say(f"{host}: {state.version} ({state.health}) image {state.image_digest or state.image}")
     say(f"clients: {traffic.summary()}")
+    served = traffic.by_host()
+    for node in fleet.nodes:
+        can = float(node.capacity) * sandbox.MEASURED_UNIT_RPS
+        say(f"{node.name}: served {served.get(node.name, 0) / seconds:.1f} req/s on average, capacity {can:.1f} "
+            f"req/s ({float(node.capacity):g} unit{'s' if node.capacity != 1 else ''})")
     say("next: rollout status | rollout history | rollout show " + record.id + " | rollout sandbox status")
     say("      rollout sandbox down (removes the sandbox)")
     return 0 if code == EXIT_SUCCEEDED and not traffic.failed else 1

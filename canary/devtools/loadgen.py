@@ -32,8 +32,9 @@ SHED = (429, 503)
 
 
 def text_for(i: int) -> str:
-    words = [WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(4 + i % 5)]
-    return f"Request {i}: " + " ".join(words).capitalize() + "."
+    """A short prompt (two to four words, about two seconds of speech), like a UI's."""
+    words = [WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(2 + i % 3)]
+    return " ".join(words).capitalize() + "."
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Outcome:
     error: str = ""
     retried: str = ""  # why the client sent it a second time (a keep-alive connection the LB closed)
     url: str = ""  # the LB it went through
+    host: str = ""  # the host that answered (X-Served-By)
 
     @property
     def shed(self) -> bool:
@@ -66,6 +68,13 @@ class LoadResult:
 
     def by_version(self) -> Counter[str]:
         return Counter(o.version for o in self.outcomes if o.status == 200)
+
+    def by_host(self) -> Counter[str]:
+        return Counter(o.host for o in self.outcomes if o.status == 200)
+
+    def since(self, start: float, end: float = float("inf")) -> LoadResult:
+        """The requests sent in [start, end) (time.time() seconds)."""
+        return LoadResult([o for o in self.outcomes if start <= o.started < end])
 
     def p95_s(self) -> float:
         ok = [o.latency_s for o in self.outcomes if o.status == 200]
@@ -110,12 +119,14 @@ class LoadGenerator:
                 if attempt == 1 and unanswered:  # not a response cut short: that is a failure
                     retried = error
                     continue
-                status, version = 0, ""
+                status, version, host = 0, "", ""
             else:
                 status, version = response.status_code, response.headers.get("x-model-version", "")
+                host = response.headers.get("x-served-by", "")
                 error = "" if status == 200 else response.text[:200]
             break
-        self.result.outcomes.append(Outcome(i, started, status, version, time.time() - started, error, retried, url))
+        self.result.outcomes.append(Outcome(i, started, status, version, time.time() - started, error, retried, url,
+                                            host))
 
     async def _run(self, duration_s: float, max_requests: int) -> None:
         limits = httpx.Limits(max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight)

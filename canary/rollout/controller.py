@@ -41,11 +41,16 @@ JUDGING_AFRESH: dict[str, Any] = {"weight_live": None, "step_cursor": {}, "looks
 LOAD_WINDOW_S = 60.0  # the request rate a drain must fit is measured over this long
 TICK_LEASE_S = 1800  # longer than any single action (a deploy waits for health)
 # Crash tests set this to an event kind ("enter CANARY_DEPLOY", "weights live", ...), or to
-# "*" for whatever event comes first: the controller then dies by SIGKILL right after
-# recording it, before acting on it: the worst instant for a crash, state written and
-# action not done.
+# "*N" for the N-th event this process records ("*": the first): the controller then dies
+# by SIGKILL right after recording it, before acting on it: the worst instant for a crash,
+# state written and action not done.
 CRASH_AFTER_ENV = "VOXFLEET_CRASH_AFTER"
-CRASH_AFTER_ANY = "*"
+
+
+def _crash_now(crash_after: str, kind: str, recorded: int) -> bool:
+    if crash_after.startswith("*"):
+        return recorded == int(crash_after[1:] or 1)
+    return crash_after == kind
 
 
 class RolloutError(RuntimeError):
@@ -76,6 +81,7 @@ class Controller:
         self._cursor: dict[str, Any] = {}
         self._baseline_cache: tuple[tuple[str, str, int, int], list[Attempt]] | None = None
         self.holder = f"{platform.node()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._recorded = 0  # events this controller recorded (for crash tests)
 
     @property
     def fleet_key(self) -> str:
@@ -90,7 +96,8 @@ class Controller:
                                 reason=state.reason or None, ended=ended, stable_version=state.stable_version or None,
                                 image_digest=state.image_digest or None, git_revision=state.git_revision or None)
         self.log(event_line(state, kind, data or {}))
-        if os.environ.get(CRASH_AFTER_ENV) in (kind, CRASH_AFTER_ANY):
+        self._recorded += 1
+        if _crash_now(os.environ.get(CRASH_AFTER_ENV, ""), kind, self._recorded):
             os.kill(os.getpid(), signal.SIGKILL)
         return saved
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ def test_openai_client_gets_valid_speech(server):
     assert rate == 44_100 and len(audio) / rate > 1.0
     assert np.isfinite(audio).all() and np.sqrt(np.mean(audio**2)) > 0.01
     assert raw.headers["x-model-version"] == "v1.3.0"
+    assert raw.headers["x-served-by"] == socket.gethostname()  # TTS_NODE_NAME unset
     mp3 = client.audio.speech.create(model="voxfleet-demo", voice="alloy", input="Default format is mp3.")
     assert decode(mp3.content)[1] == 44_100
 

@@ -375,3 +375,12 @@ def test_each_log_line_says_what_happened_to_which_host(tmp_path, world):
                         "PROMOTING: batch switched — node2 now on v1.3.0 and back in traffic",
                         "PROMOTING: switching — node3 out of traffic, switching to v1.3.0"]
     assert "SUCCEEDED: enter SUCCEEDED — v1.3.0 runs on every host" in lines
+
+
+def test_crash_tests_name_an_event_kind_or_the_nth_event_of_the_process():
+    from canary.rollout.controller import _crash_now
+
+    assert _crash_now("weights live", "weights live", 5) and not _crash_now("weights live", "verdict", 1)
+    assert _crash_now("*", "verdict", 1) and not _crash_now("*", "verdict", 2)
+    assert _crash_now("*2", "enter TRAFFIC", 2) and not _crash_now("*2", "verdict", 1)
+    assert not _crash_now("", "verdict", 1)

@@ -1,0 +1,156 @@
+"""Hosts of different capacity (the sandbox reshaped to 1,1,2, the 2 with twice the CPU
+quota): each host's share of the requests follows its capacity before, during and after
+a rollout. Shares are counted from the X-Served-By header of
+every answer, over at least 1,000 requests each."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from canary.adapters import fleet as fleet_ops
+from canary.adapters.inventory import load_fleet
+from canary.adapters.store import Store
+from canary.decisions.inventory import Fleet
+from canary.decisions.status import status_view
+from canary.devtools.loadgen import LoadGenerator, LoadResult
+from tests.e2e.helpers import FLEET_CAPACITY_RPS, start, versions
+from tests.sandbox_fleet import INVENTORY, rollout
+
+pytestmark = pytest.mark.sandbox
+CAPACITIES = (1, 1, 2)
+MIXED_CAPACITY_RPS = FLEET_CAPACITY_RPS * sum(CAPACITIES) / 3
+TOLERANCE = 0.03  # ±3 percentage points
+
+
+def reshape(capacities: tuple[int, ...]) -> Fleet:
+    rollout("sandbox", "up", "--hosts", "3", "--capacity", ",".join(map(str, capacities)))
+    fleet = load_fleet(INVENTORY)
+    fleet_ops.deploy(fleet, "v1.2.0")  # applies each host's CPU quota and thread count
+    fleet_ops.set_traffic(fleet, canary={}, stable={n.name: "v1.2.0" for n in fleet.nodes}, canary_percent=None)
+    return fleet
+
+
+@pytest.fixture(scope="module")
+def mixed_fleet(sandbox: Fleet):
+    fleet = reshape(CAPACITIES)
+    assert [n.capacity for n in fleet.nodes] == list(CAPACITIES)
+    yield fleet
+    reshape((1, 1, 1))
+
+
+def shares(result: LoadResult) -> dict[str, float]:
+    served = result.by_host()
+    total = sum(served.values())
+    return {host: n / total for host, n in served.items()}
+
+
+def assert_shares(result: LoadResult, expected: dict[str, float]) -> None:
+    got = shares(result)
+    assert len(result.outcomes) >= 1000 and not result.failed, result.summary()
+    off = {h: (round(got.get(h, 0), 3), e) for h, e in expected.items() if abs(got.get(h, 0) - e) > TOLERANCE}
+    assert not off, f"shares off by more than {TOLERANCE:.0%} (got, expected): {off}; {result.summary()}"
+
+
+class LayoutRecorder:
+    """Reads the rollout's traffic layout from the state store every half second: host ->
+    its share of the requests under the weights live then (by nginx's weighted round robin)."""
+
+    def __init__(self, fleet: Fleet, state_dir: dict[str, str]) -> None:
+        self.host_of = {n.upstream: n.name for n in fleet.nodes}
+        self.capacity = {n.name: n.capacity for n in fleet.nodes}
+        self.db = Path(state_dir["VOXFLEET_STATE_DIR"]) / "rollouts.db"
+        self.seen: list[tuple[float, dict[str, float]]] = []
+        self.layouts: list[list[dict]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LayoutRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            if not self.db.exists():
+                continue
+            with Store(self.db, create_if_missing=False) as store:
+                latest = store.history(limit=1)
+                if latest:
+                    self._record(status_view(latest[0], time.time())["lb_servers"])
+
+    def _record(self, servers: list[dict]) -> None:
+        if self.layouts and self.layouts[-1] == servers:
+            return
+        up = [s for s in servers if s["state"] == "up"]
+        total = sum(s["weight"] for s in up)
+        self.layouts.append(servers)
+        self.seen.append((time.time(), {self.host_of[s["address"]]: s["weight"] / total for s in up}))
+
+    def expected(self, result: LoadResult) -> dict[str, float]:
+        """Each host's expected share of the answered requests, request by request."""
+        counts: dict[str, float] = defaultdict(float)
+        answered = [o for o in result.outcomes if o.status == 200]
+        for outcome in answered:
+            live = [layout for at, layout in self.seen if at <= outcome.started]
+            for host, share in (live[-1] if live else self.seen[0][1]).items():
+                counts[host] += share
+        return {host: n / len(answered) for host, n in counts.items()}
+
+
+def steady(fleet: Fleet) -> LoadResult:
+    """1,000 requests at 55% of the fleet's capacity, no rollout running."""
+    return LoadGenerator(fleet.lb_public_url, rps=round(0.55 * MIXED_CAPACITY_RPS, 1)).run(duration_s=600,
+                                                                                           max_requests=1000)
+
+
+def test_shares_follow_capacity_before_during_and_after_a_rollout(mixed_fleet, state_dir):
+    fleet = mixed_fleet
+    assert_shares(steady(fleet), {"node1": 0.25, "node2": 0.25, "node3": 0.5})
+
+    load = LoadGenerator(fleet.lb_public_url, rps=round(0.4 * MIXED_CAPACITY_RPS, 1)).start(duration_s=1800)
+    try:
+        with LayoutRecorder(fleet, state_dir) as layouts:
+            began = time.time()
+            # node3 holds half the capacity: switching it leaves half to carry everything
+            result = start("v1.3.0", state_dir, "--set", "canary_headroom=1.0")
+            ended = time.time()
+    finally:
+        traffic = load.stop()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert set(versions(fleet).values()) == {"v1.3.0"}
+    assert not traffic.failed, traffic.summary()
+
+    # in every layout the LB had, hosts of one version share by capacity (node3 twice node1 or 2)
+    for servers in layouts.layouts:
+        up = [s for s in servers if s["state"] == "up"]
+        for version in {s["version"] for s in up}:
+            per_unit = {s["weight"] / layouts.capacity[layouts.host_of[s["address"]]] for s in up
+                        if s["version"] == version}
+            assert len(per_unit) == 1, servers
+    during = traffic.since(began, ended)
+    assert len(during.outcomes) >= 1000, during.summary()
+    assert_shares(during, layouts.expected(during))
+    assert_shares(steady(fleet), {"node1": 0.25, "node2": 0.25, "node3": 0.5})
+
+
+def test_node_reports_agree_with_each_nodes_version_endpoint(mixed_fleet):
+    states = fleet_ops.facts(mixed_fleet, strict=True)
+    for node in mixed_fleet.nodes:
+        container = mixed_fleet.hostvars[node.name]["sandbox_container"]
+        raw = subprocess.run(["docker", "exec", container, "curl", "-sf", "http://127.0.0.1:6006/version"],
+                             capture_output=True, text=True, check=True).stdout
+        version = json.loads(raw)
+        state = states[node.name]
+        assert state.version == version["model_version"]
+        assert state.model_sha256 == version["model_sha256"]
+        assert state.health == "healthy" and state.image_digest

@@ -1,0 +1,155 @@
+"""A release day on the sandbox, as one story under steady load at 60% of the fleet's
+measured capacity: a tag goes through `rollout release` to every host while every tick
+driving it is killed right after it records something and a promotion window holds the
+canary; then the operator rolls back, kills the foreground controller, pauses, resumes,
+sets a weight and promotes by hand. Nothing the clients send may fail or be shed."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from canary.adapters import registry
+from canary.devtools.loadgen import LoadGenerator
+from tests.e2e.helpers import (
+    DEMO_POLICY,
+    LOAD_RPS,
+    Ticker,
+    WebhookReceiver,
+    assert_no_jump,
+    at_step,
+    crash_at_every_event,
+    events,
+    show,
+    status_json,
+    versions,
+    wait_for,
+    weights_live,
+)
+from tests.sandbox_fleet import REPO, rollout
+
+pytestmark = pytest.mark.sandbox
+MODELS = REPO / "build" / "models"
+NEW = "v1.4.0"  # a demo release nothing else publishes
+HOLD_S = 8 * 3600  # the calendar shift that puts "now" outside the promotion window
+
+
+def promotion_window() -> str:
+    """A UTC window open now, from an hour ago to three hours ahead."""
+    now = datetime.now(UTC)
+    return f"{now - timedelta(hours=1):%H:%M}-{now + timedelta(hours=3):%H:%M}"
+
+
+def held_by_window(view: dict) -> bool:
+    return "promotion window" in ((view.get("last_decision") or {}).get("reason", ""))
+
+
+def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
+    shutil.rmtree(MODELS / NEW, ignore_errors=True)  # release builds the model from its recipe
+    hook = WebhookReceiver()
+    shift = tmp_path / "calendar-shift"
+    shift.write_text(str(HOLD_S))
+    env = {**state_dir, "VOXFLEET_CALENDAR_SHIFT_FILE": str(shift)}
+    load = LoadGenerator(stable_fleet.lb_public_url, rps=LOAD_RPS).start(duration_s=3600)
+    try:
+        released = rollout("release", NEW, *DEMO_POLICY, "--detach", "--report", str(tmp_path),
+                           "--set", f"promotion_window={promotion_window()}", "--set", "promotion_timezone=UTC",
+                           "--set", f"notify_url={hook.url}", check=False, env=env)
+        assert released.returncode == 0, released.stdout[-4000:] + released.stderr[-4000:]
+        for step in ("1/5 model check", "2/5 build", "3/5 gate", "4/5 publish", "5/5 rollout start"):
+            assert step in released.stdout
+
+        # every tick dies right after recording one event; the calendar holds step 1
+        held, kills = crash_at_every_event(env, until=held_by_window)
+        assert held["phase"] == "TRAFFIC" and held["step"] == 1 and held["weight_live"] == 10, held
+        time.sleep(6)  # more ticks: still held
+        assert rollout("tick", env=env).returncode == 0 and status_json(env)["weight_live"] == 10
+        opened = time.time()
+        shift.write_text("0")  # the window is open now
+        done, more = crash_at_every_event(env)
+        kills += more
+        assert done["result"] == "succeeded", done
+        assert kills >= 20, kills  # every phase, step, switch and batch crossed by a killed tick
+        story = show(env, done["id"])
+        step2 = next(e for e in events(story, "enter TRAFFIC") if "step 2" in e["data"]["reason"])
+        assert step2["at"] >= opened
+        assert_no_jump(weights_live(story), [10, 50])
+        assert set(versions(stable_fleet).values()) == {NEW}
+        assert all(s["version"] == NEW and s["state"] == "up" for s in done["lb_servers"])
+
+        # the gate's report, and what shipped is traceable from each host to the registry
+        report = json.loads((tmp_path / f"gate-{NEW}.json").read_text())
+        assert report["passed"] and report["baseline"] == "v1.2.0" and len(report["rows"]) == 5
+        fleet_view = json.loads(rollout("fleet", "--json").stdout)
+        digest = registry.tag_digest(stable_fleet.registry_push, stable_fleet.repository, NEW)
+        assert all(r["served_version"] == NEW and r["problem"] is None for r in fleet_view)
+        assert all(r["image_digest"].endswith(digest) for r in fleet_view)
+        shipped = json.loads(rollout("history", "--json", env=env).stdout)[0]
+        assert shipped["image_digest"] == digest and shipped["stable_version"] == "v1.2.0"
+
+        # notices reached a real HTTP server, naming version, step and numbers
+        assert hook.kinds()[0] == "started" and hook.kinds()[-1] == "succeeded"
+        passed = [p["voxfleet"]["step"] for p in hook.of("step_passed")]
+        assert passed[:3] == ["1/3", "2/3", "3/3"], passed
+        assert all(NEW in p["text"] and int(p["voxfleet"]["canary_requests"]) >= 15 for p in hook.of("step_passed"))
+
+        # the operator's day: `rollout rollback` (the version before the last success) in
+        # the foreground, killed at its canary step; then pause, resume, a manual weight,
+        # promote, and promote --full, with no step passing on its own
+        operator_day(env, stable_fleet)
+    finally:
+        traffic = load.stop()
+        hook.close()
+    print("under load:", traffic.summary())
+    assert not traffic.failed, traffic.summary()
+    assert traffic.by_version()[NEW] > 0 and traffic.by_version()["v1.2.0"] > 0
+
+
+def operator_day(env: dict[str, str], fleet) -> None:
+    cmd = [str(Path(sys.executable).with_name("rollout")), "rollback", *DEMO_POLICY, "--set", "dwell_s=900",
+           "--set", "step_max_s=1800", "--reason", "e2e: back to v1.2.0"]
+    foreground = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, **env), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+    try:
+        live = wait_for(env, lambda v: v["version"] == "v1.2.0" and at_step(10)(v), what="the rollback's canary")
+        foreground.send_signal(signal.SIGKILL)
+        foreground.wait(30)
+    finally:
+        if foreground.poll() is None:
+            foreground.kill()
+    view = status_json(env)
+    assert (view["phase"], view["step"], view["weight_set"]) == ("TRAFFIC", 1, 10)
+    assert {s["version"] for s in view["lb_servers"] if s["state"] == "up"} == {"v1.2.0", NEW}
+    second = rollout("start", "v1.3.0", check=False, env=env)
+    assert second.returncode == 1 and "already active" in second.stderr
+
+    with Ticker(env, every_s=2, overlap=2) as ticker:  # two timers at once: each action exactly once
+        rollout("pause", "--reason", "e2e: hold", env=env)
+        time.sleep(8)
+        paused = status_json(env)
+        assert paused["phase"] == "PAUSED" and paused["lb_servers"] == live["lb_servers"]
+        rollout("resume", "--detach", "--reason", "e2e: go on", env=env)
+        wait_for(env, at_step(10), what="resumed")
+        rollout("set-weight", "30", "--reason", "e2e: manual 30%", env=env)
+        assert wait_for(env, at_step(30), what="manual weight live")["step"] == 1
+        rollout("promote", "--reason", "e2e: next step", env=env)
+        wait_for(env, at_step(50), what="step 2 live")
+        rollout("promote", "--full", "--reason", "e2e: hurry", env=env)
+        done = wait_for(env, lambda v: v["phase"] == "SUCCEEDED", what="the rollback's end")
+    assert not ticker.errors, ticker.errors[:3]
+    assert set(versions(fleet).values()) == {"v1.2.0"}
+    story = show(env, done["id"])
+    assert_no_jump(weights_live(story), [10, 30, 50])
+    by_kind = {e["kind"]: e for e in story["events"]}
+    for verb in ("pause", "set-weight", "promote", "promote --full"):
+        assert by_kind[verb]["actor"] == getpass.getuser() and by_kind[verb]["data"]["reason"].startswith("e2e:")
