@@ -8,6 +8,7 @@ logged, not raised. The URL comes from policy (`notify_url`) or the environment
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -56,6 +57,9 @@ class WebhookNotifier:
         self.sent: list[Notice] = []
         self.failed: list[tuple[Notice, str]] = []
         threading.Thread(target=self._run, name="notify", daemon=True).start()
+        # Any verb may queue a notice and return at once (start --detach, pause, abort):
+        # the interpreter's exit waits, bounded, for the sender.
+        atexit.register(self.flush)
 
     def notify(self, notice: Notice) -> None:
         try:

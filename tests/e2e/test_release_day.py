@@ -97,16 +97,16 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
         shipped = json.loads(rollout("history", "--json", env=env).stdout)[0]
         assert shipped["image_digest"] == digest and shipped["stable_version"] == "v1.2.0"
 
-        # notices reached a real HTTP server, naming version, step and numbers
-        assert hook.kinds()[0] == "started" and hook.kinds()[-1] == "succeeded"
-        passed = [p["voxfleet"]["step"] for p in hook.of("step_passed")]
-        assert passed[:3] == ["1/3", "2/3", "3/3"], passed
+        # notices reached a real HTTP server (a killed tick may take its notice with it:
+        # only what a process that lived sent is certain), naming version, step and numbers
+        assert hook.of("step_passed"), hook.kinds()
         assert all(NEW in p["text"] and int(p["voxfleet"]["canary_requests"]) >= 15 for p in hook.of("step_passed"))
 
         # the operator's day: `rollout rollback` (the version before the last success) in
         # the foreground, killed at its canary step; then pause, resume, a manual weight,
         # promote, and promote --full, with no step passing on its own
-        operator_day(env, stable_fleet)
+        hook.received.clear()
+        operator_day(env, stable_fleet, hook)
     finally:
         traffic = load.stop()
         hook.close()
@@ -115,9 +115,9 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
     assert traffic.by_version()[NEW] > 0 and traffic.by_version()["v1.2.0"] > 0
 
 
-def operator_day(env: dict[str, str], fleet) -> None:
+def operator_day(env: dict[str, str], fleet, hook: WebhookReceiver) -> None:
     cmd = [str(Path(sys.executable).with_name("rollout")), "rollback", *DEMO_POLICY, "--set", "dwell_s=900",
-           "--set", "step_max_s=1800", "--reason", "e2e: back to v1.2.0"]
+           "--set", "step_max_s=1800", "--set", f"notify_url={hook.url}", "--reason", "e2e: back to v1.2.0"]
     foreground = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, **env), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
     try:
@@ -153,3 +153,7 @@ def operator_day(env: dict[str, str], fleet) -> None:
     by_kind = {e["kind"]: e for e in story["events"]}
     for verb in ("pause", "set-weight", "promote", "promote --full"):
         assert by_kind[verb]["actor"] == getpass.getuser() and by_kind[verb]["data"]["reason"].startswith("e2e:")
+    # no process was killed after the first: every notice arrived, in order
+    kinds = hook.kinds()
+    assert kinds[0] == "started" and kinds[-1] == "succeeded" and "paused" in kinds, kinds
+    assert all("v1.2.0" in body["text"] for body in hook.received)

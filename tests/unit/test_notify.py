@@ -79,3 +79,15 @@ def test_controller_without_a_url_sends_nothing(world):
     sim, store, controller, clock = world
     assert type(controller().notifier).__name__ == "NullNotifier"
     assert isinstance(controller(), Controller)
+
+
+def test_a_command_that_returns_at_once_still_sends_its_notice(webhook):
+    """`rollout start --detach`, `pause`, `abort`: the process exits right after queueing."""
+    import subprocess
+    import sys
+
+    url, received = webhook
+    program = ("from canary.adapters.notify import Notice, WebhookNotifier\n"
+               f"WebhookNotifier({url!r}).notify(Notice('started', 'r-1', 'v1.3.0', 'v1.3.0 started'))\n")
+    subprocess.run([sys.executable, "-c", program], check=True, timeout=30)
+    assert [body["voxfleet"]["kind"] for body in received] == ["started"]
