@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -48,7 +49,8 @@ async def _read_capped(request: Request, limit: int) -> bytes:
 
 
 def _count_requests(app: FastAPI, runtime: ModelRuntime) -> None:
-    metrics, version, node = runtime.metrics, runtime.manifest.version, runtime.settings.node_name
+    metrics, version = runtime.metrics, runtime.manifest.version
+    node = runtime.settings.node_name or socket.gethostname()
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -63,8 +65,7 @@ def _count_requests(app: FastAPI, runtime: ModelRuntime) -> None:
             if speech:
                 metrics.in_flight.dec()
         response.headers["X-Model-Version"] = version  # the LB logs it per attempt
-        if node:
-            response.headers["X-Served-By"] = node  # which host answered, when a user complains
+        response.headers["X-Served-By"] = node  # which host answered, when a user complains
         metrics.requests.labels(route, str(response.status_code)).inc()
         if speech:
             metrics.latency.labels(route).observe(time.perf_counter() - started)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +81,7 @@ class Settings:
     model_uri_sha256: str = ""
     model_cache_dir: Path = DEFAULT_MODEL_CACHE_DIR
     model_version: str = ""  # MODEL_VERSION, set by the image build: a fetched model must match it
-    node_name: str = ""  # TTS_NODE_NAME (the inventory's host name): answers say which host served them
+    node_name: str = ""  # TTS_NODE_NAME (the inventory's host name; default the hostname): answers name it
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -109,5 +108,5 @@ class Settings:
             model_uri_sha256=model_uri_sha256,
             model_cache_dir=Path(env.get("MODEL_CACHE_DIR") or DEFAULT_MODEL_CACHE_DIR),
             model_version=env.get("MODEL_VERSION", ""),
-            node_name=env.get("TTS_NODE_NAME") or socket.gethostname(),
+            node_name=env.get("TTS_NODE_NAME", ""),
         )

@@ -57,7 +57,9 @@ def event_line(state: RolloutState, kind: str, data: dict[str, Any]) -> str:
         "weights live": lambda: f"{data.get('canary_percent')}% of traffic to {state.version} on {hosts}",
         "switching": lambda: f"{hosts} out of traffic, switching to {state.version}",
         "batch switched": lambda: f"{hosts} now on {state.version} and back in traffic",
-        "traffic off new version": lambda: f"traffic off {state.version} on {hosts}",
+        "traffic off new version": lambda: f"traffic off {state.version} on {hosts}"
+                                           + (f" (the fleet is short: {data['fleet_short']})"
+                                              if data.get("fleet_short") else ""),
         "previous version restored": lambda: f"{state.stable_version} restored on {hosts or 'every host'}",
     }.get(kind, lambda: str(data.get("reason") or state.reason or ""))()
     return f"{state.phase.value}{where}: {kind}{' — ' + what if what else ''}"

@@ -373,6 +373,15 @@ class Controller:
         self._apply_layout(state, record)  # readmit it with the new version
         return self._save(record, state, "batch switched", {"hosts": switched, "batch": state.batch_index})
 
+    def _shortfall(self, state: RolloutState, out: list[str]) -> str:
+        """What the hosts left in service lack to carry the measured load ("" when it fits
+        or capacity_unit_rps is unknown)."""
+        unit_rps = float(state.policy.get("capacity_unit_rps") or 0)
+        if not unit_rps or not out:
+            return ""
+        rate = self.metrics.request_rate(LOAD_WINDOW_S)
+        return drain_shortfall(state.capacities(), set(out), rate, unit_rps) or ""
+
     def _fitting(self, state: RolloutState, batch: list[str]) -> tuple[list[str], str]:
         """(the longest head of `batch` the hosts left in service can do without, and why not
         more) by the request rate the LB measures now and policy capacity_unit_rps; with
@@ -466,9 +475,11 @@ class Controller:
     def _rolling_back(self, record: Record, state: RolloutState) -> Record:
         drain = replace(state, rollback_stage="drain")
         if state.rollback_stage in ("", "drain"):
+            # away from a failing version whatever the load: if the rest cannot carry it, say so
+            short = self._shortfall(state, state.new_hosts)
             self._apply_layout(drain)  # traffic off the new version first, one validated reload
             return self._save(record, replace(state, rollback_stage="restore"), "traffic off new version",
-                              {"hosts": state.new_hosts})
+                              {"hosts": state.new_hosts, **({"fleet_short": short} if short else {})})
         if state.rollback_stage == "restore":
             self._apply_layout(drain)  # again: a stale writer may have raced the abort
             size = int(state.policy.get("batch_size", 1))
@@ -521,11 +532,15 @@ class Controller:
                 raise RolloutError("no active rollout on this fleet")
             state = RolloutState.from_dict(record.state)
             changes = change(state)
+            changed = {k: v.value if isinstance(v, Phase) else v for k, v in changes.items() if k != "reason"}
+            new = replace(state, **changes)
             try:
-                changed = {k: v.value if isinstance(v, Phase) else v for k, v in changes.items() if k != "reason"}
-                return self._save(record, replace(state, **changes), verb, {**changed, "reason": reason})
+                saved = self._save(record, new, verb, {**changed, "reason": reason})
             except ConcurrentUpdateError:
                 continue
+            if new.phase is not state.phase and new.phase in NOTICES:  # e.g. an operator's pause
+                self._notify(NOTICES[new.phase], new, new.reason)
+            return saved
         raise RolloutError(f"could not record {verb}: the state store kept changing")
 
     def pause(self, reason: str) -> Record:

@@ -147,3 +147,21 @@ def test_capacity_ratios_of_the_sandbox_plan_with_a_two_unit_host(tmp_path):
     caps = {"a": Fraction(1), "b": Fraction(1), "c": Fraction(2)}
     ratios = load_ratios(caps, Layout(frozenset()))
     assert ratios == {"a": 1, "b": 1, "c": 1}
+
+
+def test_a_roll_back_drains_the_failing_version_even_when_the_rest_is_short_and_says_so(tmp_path):
+    sim, store, c, clock = world_of(tmp_path, [1, 1, 1], {"capacity_unit_rps": 10.0}, rps=15.0)
+    record = c.start("v1.3.0")
+    for _ in range(200):
+        r = c.tick()
+        if r.phase == "TRAFFIC" and r.state["weight_live"] == 50:
+            break
+        clock.sleep(10)
+    sim.rps = 25.0  # more than node2 and node3 carry (20 req/s) once node1 is out
+    sim.behaviour["v1.3.0"] = VersionBehaviour(error_rate=0.5)
+    assert run(c, clock)[-1] == "ROLLED_BACK"
+    drained = next(e for e in store.events(record.id) if e.kind == "traffic off new version")
+    assert drained.data["hosts"] == ["node1"]
+    assert drained.data["fleet_short"] == ("the fleet serves 25.0 req/s; without node1 the hosts in service carry "
+                                           "20.0 req/s (2 capacity units × 10 req/s)")
+    assert set(sim.hosts.values()) == {"v1.2.0"}

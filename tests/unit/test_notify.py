@@ -91,3 +91,20 @@ def test_a_command_that_returns_at_once_still_sends_its_notice(webhook):
                f"WebhookNotifier({url!r}).notify(Notice('started', 'r-1', 'v1.3.0', 'v1.3.0 started'))\n")
     subprocess.run([sys.executable, "-c", program], check=True, timeout=30)
     assert [body["voxfleet"]["kind"] for body in received] == ["started"]
+
+
+def test_an_operator_pause_is_noticed_with_who_and_why(world, webhook):
+    url, received = webhook
+    sim, store, controller, clock = world
+    c = controller()
+    c.notifier = WebhookNotifier(url)
+    c.start("v1.3.0")
+    for _ in range(100):
+        if c.tick().phase == "TRAFFIC":
+            break
+        clock.sleep(5)
+    c.pause("checking the dashboards")
+    c.pause("again")  # already paused: no second notice
+    c.notifier.flush()
+    paused = [m for m in received if m["voxfleet"]["kind"] == "paused"]
+    assert len(paused) == 1 and "paused by" in paused[0]["text"] and "checking the dashboards" in paused[0]["text"]
