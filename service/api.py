@@ -38,6 +38,14 @@ def _error(status: int, message: str, kind: str, code: str, retry_after: int | N
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _declared_too_large(content_length: str, limit: int) -> bool:
+    """Whether a Content-Length header announces more than `limit` bytes (never int() on 5,000 digits)."""
+    digits = content_length.strip()
+    if not (digits.isascii() and digits.isdigit()):
+        return False  # no length, or not one: the body read is capped anyway
+    return len(digits.lstrip("0")) > len(str(limit)) or int(digits) > limit
+
+
 async def _read_capped(request: Request, limit: int) -> bytes:
     """The body, but never more than limit + 1 bytes of it (chunked uploads have no length)."""
     body = bytearray()
@@ -61,6 +69,9 @@ def _count_requests(app: FastAPI, runtime: ModelRuntime) -> None:
             metrics.in_flight.inc()
         try:
             response = await call_next(request)
+        except Exception:  # a bug, never a client's input: still a JSON answer, labelled and counted
+            log.exception("unhandled error on %s %s (model %s)", request.method, request.url.path, version)
+            response = _error(500, "internal server error", "server_error", "internal_error")
         finally:
             if speech:
                 metrics.in_flight.dec()
@@ -139,12 +150,14 @@ def _speech_route(app: FastAPI, runtime: ModelRuntime) -> None:
         voices=manifest.voices,
         max_input_chars=settings.max_input_chars,
         max_body_bytes=settings.max_body_bytes,
+        text_support=runtime.engine.text_support(),
+        chunk_chars=settings.chunk_chars,
     )
 
     @app.post(SPEECH_PATH)
     async def speech(request: Request) -> Response:
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > settings.max_body_bytes:  # refuse before reading it
+        if _declared_too_large(declared, settings.max_body_bytes):  # refuse before reading it
             metrics.rejected.labels("invalid").inc()
             return JSONResponse(RequestError(413, f"request body is {declared} bytes, the limit is "
                                              f"{settings.max_body_bytes}", "body", "body_too_large").body(),

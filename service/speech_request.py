@@ -2,22 +2,33 @@
 
 Works on the raw bytes so that every way a body can be wrong (content type, size,
 encoding, JSON syntax, a field's type or range) gets its own error naming the field.
+The JSON parser has limits (body size, nesting depth, digits in a number), so no body
+can make it crash, and text the engine cannot speak is refused here, before synthesis.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from service.encoding import ENCODINGS
 from service.text import normalize
+from service.text_support import TextSupport, refusal
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 OPENAI_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 # Accepted for client compatibility; they do not change the demo or VoxCPM output.
 IGNORED_FIELDS = ("instructions", "user")
+# A speech request is one flat object; Python's parser recurses per level (about 1,000 is
+# a RecursionError) and int() refuses more than 4,300 digits, so both are limited well below.
+MAX_JSON_DEPTH = 32
+MAX_NUMBER_CHARS = 1000
+SHOWN_CHARS = 80  # of a client's value quoted back in an error
+# A string (to its closing quote, or the end when there is none) or a bracket: one pass, no backtracking.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
 
 
 class RequestError(ValueError):
@@ -47,10 +58,18 @@ class RequestRules:
     voices: tuple[str, ...]
     max_input_chars: int
     max_body_bytes: int
+    text_support: TextSupport  # what the engine can speak (`Engine.text_support()`)
+    chunk_chars: int  # the runtime synthesizes chunks of at most this many characters
 
 
 def _invalid(param: str, message: str, code: str = "invalid_value") -> RequestError:
     return RequestError(400, message, param, code)
+
+
+def _shown(value: object) -> str:
+    """A client's value as quoted in an error: repr (which escapes lone surrogates), cut short."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text)} characters)"
 
 
 def _string(data: dict[str, Any], name: str, default: str | None = None) -> str:
@@ -74,20 +93,47 @@ def _json_object(body: bytes, content_type: str | None, rules: RequestRules) -> 
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _invalid("body", f"request body is not valid UTF-8 (byte {exc.start})", "invalid_encoding") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _invalid("body", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                       "invalid_json") from None
+    data = _json_loads(text)
     if not isinstance(data, dict):
         raise _invalid("body", "request body must be a JSON object", "invalid_json")
     return data
 
 
+def _json_depth(text: str) -> int:
+    """How deeply arrays and objects nest, brackets inside strings not counted."""
+    depth = deepest = 0
+    for token in _JSON_TOKEN.findall(text):
+        if token in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in ("]", "}"):
+            depth -= 1
+    return deepest
+
+
+def _number(literal: str) -> str:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise _invalid("body", f"a number in the body has {len(literal)} characters, the limit is {MAX_NUMBER_CHARS}",
+                       "number_too_long")
+    return literal
+
+
+def _json_loads(text: str) -> Any:
+    depth = _json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise _invalid("body", f"JSON nests {depth} levels deep, the limit is {MAX_JSON_DEPTH}", "json_too_deep")
+    try:
+        # A float past 1e308 is inf, which the fields refuse; an int of any size compares exactly.
+        return json.loads(text, parse_int=lambda s: int(_number(s)), parse_float=lambda s: float(_number(s)))
+    except json.JSONDecodeError as exc:
+        raise _invalid("body", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                       "invalid_json") from None
+
+
 def _model(data: dict[str, Any], rules: RequestRules) -> str:
     model = _string(data, "model")
     if model not in rules.models:
-        raise _invalid("model", f"unknown model {model!r}; this server serves {', '.join(rules.models)}",
+        raise _invalid("model", f"unknown model {_shown(model)}; this server serves {', '.join(rules.models)}",
                        "model_not_found")
     return model
 
@@ -100,13 +146,17 @@ def _input(data: dict[str, Any], rules: RequestRules) -> str:
     speech_text = normalize(raw_input)
     if not speech_text:
         raise _invalid("input", "'input' is empty", "empty_input")
+    reason = refusal(speech_text, rules.text_support, rules.chunk_chars)
+    if reason is not None:
+        raise _invalid("input", f"'input' {reason}", "unspeakable_input")
     return speech_text
 
 
 def _voice(data: dict[str, Any], rules: RequestRules) -> str:
     voice = _string(data, "voice", rules.voices[0])
     if voice not in rules.voices:
-        raise _invalid("voice", f"unknown voice {voice!r}; available: {', '.join(rules.voices)}", "voice_not_found")
+        raise _invalid("voice", f"unknown voice {_shown(voice)}; available: {', '.join(rules.voices)}",
+                       "voice_not_found")
     return voice
 
 
@@ -115,24 +165,32 @@ def _format(data: dict[str, Any]) -> str:
     if fmt not in ENCODINGS:
         known = fmt in OPENAI_FORMATS
         raise _invalid("response_format",
-                       f"response_format {fmt!r} is {'not supported by this server' if known else 'unknown'}; "
+                       f"response_format {_shown(fmt)} is {'not supported by this server' if known else 'unknown'}; "
                        f"use one of {', '.join(ENCODINGS)}", "unsupported_format")
     return fmt
 
 
+def _is_number(value: Any) -> bool:
+    """A JSON number: an int of any size or a finite float; not a bool, NaN or Infinity."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
 def _speed(data: dict[str, Any]) -> float:
     speed = data.get("speed", 1.0)
-    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(speed):
-        raise _invalid("speed", f"'speed' must be a number, got {speed!r}", "invalid_type")
-    if not MIN_SPEED <= float(speed) <= MAX_SPEED:
-        raise _invalid("speed", f"'speed' {speed} is out of range [{MIN_SPEED}, {MAX_SPEED}]", "out_of_range")
+    if not _is_number(speed):
+        raise _invalid("speed", f"'speed' must be a number, got {_shown(speed)}", "invalid_type")
+    if not MIN_SPEED <= speed <= MAX_SPEED:  # an int compares exactly, however large: no float() overflow
+        raise _invalid("speed", f"'speed' {_shown(speed)} is out of range [{MIN_SPEED}, {MAX_SPEED}]",
+                       "out_of_range")
     return float(speed)
 
 
 def _stream_format(data: dict[str, Any]) -> str:
     stream_format = data.get("stream_format", "audio")
     if stream_format != "audio":
-        raise _invalid("stream_format", f"stream_format {stream_format!r} is not supported; use 'audio'",
+        raise _invalid("stream_format", f"stream_format {_shown(stream_format)} is not supported; use 'audio'",
                        "unsupported_stream_format")
     return str(stream_format)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？…])\s*|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？…])(?![.!?。！？…])\s*|\n+")  # after "...", not inside it
 _CLAUSE_END = re.compile(r"(?<=[,;:，；：、])\s*")
 
 

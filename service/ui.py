@@ -20,7 +20,8 @@ from service.worker import QueueFullError
 
 def build_ui(runtime: ModelRuntime) -> gr.Blocks:
     manifest, settings = runtime.manifest, runtime.settings
-    rules = RequestRules((manifest.name,), manifest.voices, settings.max_input_chars, settings.max_body_bytes)
+    rules = RequestRules((manifest.name,), manifest.voices, settings.max_input_chars, settings.max_body_bytes,
+                         runtime.engine.text_support(), settings.chunk_chars)
 
     def synthesize(text: str, voice: str, speed: float) -> tuple[int, np.ndarray]:
         body = json.dumps({"model": manifest.name, "input": text, "voice": voice,

@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from service.model_dir import ModelManifest
+from service.text_support import TextSupport
 
 WARMUP_TEXT = "Warm-up: the quick brown fox jumps over the lazy dog."
 
@@ -45,3 +46,7 @@ class Engine(Protocol):
 
     def describe(self) -> EngineInfo:
         """What runs: engine, version, sample rate, device, voices."""
+
+    def text_support(self) -> TextSupport:
+        """What text it can speak; pure and usable before `load`. The server refuses text
+        `service.text_support.unspeakable` finds unspeakable, so `synthesize` never gets it."""

@@ -28,6 +28,7 @@ from torch import nn
 from service.engines.base import WARMUP_TEXT, EngineError, EngineInfo
 from service.engines.weights import WeightsFormatError, read_weights
 from service.model_dir import ModelManifest
+from service.text_support import TextSupport
 
 WEIGHTS_FILE = "weights.safetensors"
 HOP = 256  # samples per control frame (5.8 ms at 44.1 kHz)
@@ -44,6 +45,7 @@ _FRICATIVES = set("fhsxzcvq")
 _PLOSIVES = set("bdgkpt")
 _PAUSES = {",": 0.18, ";": 0.22, ":": 0.22, ".": 0.35, "!": 0.35, "?": 0.35,
            "，": 0.18, "。": 0.35, "！": 0.35, "？": 0.35, "、": 0.15, "\n": 0.3}
+_SOUNDING = ("vowel", "nasal", "fricative", "plosive", "syllable")
 
 
 class ProsodyNet(nn.Module):
@@ -79,6 +81,28 @@ def _unit_kind(ch: str) -> str:
     if ord(ch) > 0x2E80:
         return "syllable"  # CJK and similar: one syllable per character
     return "gap"
+
+
+def _sounds(ch: str) -> bool:
+    return _unit_kind(ch) in _SOUNDING
+
+
+# It reads ASCII letters and digits, and one syllable per CJK character; anything else is a gap.
+TEXT_SUPPORT = TextSupport(frozenset({"LATIN", "CJK", "DIGIT"}), "Latin-script text (English), Chinese and digits",
+                           _sounds)
+
+
+def _collapse_pauses(units: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A run of pause marks ("!!!", "...", "?!") is one pause, the longest of them, as a
+    reader makes it: otherwise a burst of punctuation is seconds of silence."""
+    out: list[tuple[str, str]] = []
+    for ch, kind in units:
+        if kind == "pause" and out and out[-1][1] == "pause":
+            if _PAUSES[ch] > _PAUSES[out[-1][0]]:
+                out[-1] = (ch, kind)
+            continue
+        out.append((ch, kind))
+    return out
 
 
 class DemoEngine:
@@ -132,6 +156,9 @@ class DemoEngine:
     def describe(self) -> EngineInfo:
         return EngineInfo("demo", self.manifest.version, self.sample_rate, "cpu", self.manifest.voices)
 
+    def text_support(self) -> TextSupport:
+        return TEXT_SUPPORT
+
     def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
         if self.net is None:
             raise EngineError("demo engine: synthesize called before load")
@@ -160,7 +187,7 @@ class DemoEngine:
 
     # -- synthesis ----------------------------------------------------------------
     def _units(self, text: str) -> list[tuple[str, str]]:
-        units = [(ch, _unit_kind(ch)) for ch in text]
+        units = _collapse_pauses([(ch, _unit_kind(ch)) for ch in text])
         return units or [(" ", "gap")]
 
     def _render(self, text: str, voice: str, speed: float, seed: int) -> torch.Tensor:
@@ -243,8 +270,8 @@ class DemoEngine:
 
     def _noise_source(self, formants: torch.Tensor, gain: torch.Tensor, seed: int, n_samples: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed(seed)
-        white = torch.randn(n_samples, generator=gen)
         n_fft = 4 * HOP
+        white = torch.randn(max(n_samples, n_fft), generator=gen)  # the STFT pads n_fft // 2 on each side
         window = torch.hann_window(n_fft)
         spec = torch.stft(white, n_fft, HOP, window=window, return_complex=True)  # (bins, frames)
         bins = torch.linspace(0, self.sample_rate / 2, spec.shape[0])
@@ -252,7 +279,7 @@ class DemoEngine:
         idx = torch.clamp(torch.arange(frames), max=formants.shape[0] - 1)
         centre = formants[idx, 1][None, :]
         shape = torch.exp(-(((bins[:, None] - centre) / 2500.0) ** 2)) * gain[idx][None, :]
-        return torch.istft(spec * shape, n_fft, HOP, window=window, length=n_samples) * 0.5
+        return torch.istft(spec * shape, n_fft, HOP, window=window, length=white.shape[0])[:n_samples] * 0.5
 
 
 def _smooth(x: torch.Tensor, width: int) -> torch.Tensor:

@@ -24,6 +24,7 @@ import numpy as np
 
 from service.engines.base import WARMUP_TEXT, EngineError, EngineInfo
 from service.model_dir import ModelManifest
+from service.text_support import TextSupport
 
 INSTALL_HINT = "install it with `pip install 'voxfleet[voxcpm]'` (or `pip install voxcpm`)"
 # Each entry is satisfied by any one of its names (upstream falls back in this order).
@@ -34,6 +35,8 @@ REQUIRED_FILES: tuple[tuple[str, ...], ...] = (
     ("audiovae.safetensors", "audiovae.pth"),
 )
 DEFAULT_VOICE = "default"
+# VoxCPM 1.5 is trained on Chinese and English; its tokenizer reads any letter of those scripts.
+TEXT_SUPPORT = TextSupport(frozenset({"LATIN", "CJK", "DIGIT"}), "Chinese and English (and digits)")
 
 
 def _cuda_available() -> bool:
@@ -146,6 +149,9 @@ class VoxCPMEngine:
         rate = self._model_rate() if self.model is not None else self.manifest.sample_rate
         device = self.device or ("cuda" if _cuda_available() else "cpu")
         return EngineInfo("voxcpm", self.manifest.version, rate, device, self.manifest.voices)
+
+    def text_support(self) -> TextSupport:
+        return TEXT_SUPPORT
 
     # -- helpers ------------------------------------------------------------------
     def _model_rate(self) -> int:

@@ -117,6 +117,68 @@ def test_bad_input_is_not_logged_as_a_crash(server):
     assert "Traceback" not in server.log()
 
 
+def speech_body(**fields) -> bytes:
+    return json.dumps({"model": "tts-1", "voice": "alloy", "response_format": "wav", **fields}).encode()
+
+
+def metric(server: ServerProcess, series: str) -> float:
+    """One series' value in /metrics (0 when it is not there yet)."""
+    for line in httpx.get(server.url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split(" ")[1])
+    return 0.0
+
+
+def speech_5xx(server: ServerProcess) -> float:
+    text = httpx.get(server.url + "/metrics", timeout=10).text
+    return sum(float(line.split(" ")[1]) for line in text.splitlines()
+               if line.startswith('tts_requests_total{route="speech",status="5'))
+
+
+HEAD = b'{"model": "tts-1", "input": "Hello there.", "response_format": "wav", '
+ODD_INPUTS = [  # each once answered 500 (plain text, no version header, missing from /metrics)
+    pytest.param(speech_body(input="..."), "input", id="punctuation-only"),
+    pytest.param(speech_body(input="ñ"), "input", id="lone-n-tilde"),
+    pytest.param(speech_body(input="—"), "input", id="lone-em-dash"),
+    pytest.param(speech_body(input="Привет, как дела?"), "input", id="cyrillic"),
+    pytest.param(speech_body(input="Γειά σου κόσμε"), "input", id="greek"),
+    pytest.param(speech_body(input="مرحبا بالعالم"), "input", id="arabic"),
+    pytest.param(speech_body(input="שלום עולם"), "input", id="hebrew"),
+    pytest.param(speech_body(input="नमस्ते दुनिया"), "input", id="devanagari"),
+    pytest.param(speech_body(input="สวัสดีชาวโลก"), "input", id="thai"),
+    pytest.param(HEAD + b'"speed": 1' + b"0" * 309 + b"}", "speed", id="speed-above-1e308"),
+    pytest.param(HEAD + b'"user": ' + b"[" * 1500 + b"]" * 1500 + b"}", "body", id="nested-1500-deep"),
+    pytest.param(HEAD + b'"speed": ' + b"7" * 4301 + b"}", "body", id="integer-of-4301-digits"),
+]
+
+
+@pytest.mark.parametrize("content, param", ODD_INPUTS)
+def test_input_the_engine_cannot_speak_is_a_counted_4xx_never_a_500(server, content, param):
+    rejected = 'tts_rejected_requests_total{reason="invalid"}'
+    invalid_before, errors_before = metric(server, rejected), speech_5xx(server)
+    response = httpx.post(server.url + SPEECH, content=content, headers={"content-type": "application/json"},
+                          timeout=30)
+    assert response.status_code == 400, response.text[:300]
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["param"] == param and response.json()["error"]["message"]
+    assert response.headers["x-model-version"] == "v1.3.0"
+    assert metric(server, rejected) == invalid_before + 1
+    assert speech_5xx(server) == errors_before
+    assert "Traceback" not in server.log()
+
+
+def test_a_script_the_model_does_not_speak_is_named(server):
+    response = httpx.post(server.url + SPEECH, content=speech_body(input="Привет, как дела?"),
+                          headers={"content-type": "application/json"}, timeout=30)
+    assert response.json()["error"]["message"] == \
+        "'input' is Cyrillic text; this model speaks Latin-script text (English), Chinese and digits"
+
+
+@pytest.mark.parametrize("text", ["Hello — world 😀", "Wow!!!!!!", "The canary, мой друг, is healthy."])
+def test_english_with_an_odd_symbol_or_word_is_still_spoken(server, text):
+    assert speak(server, input=text).status_code == 200
+
+
 def test_version_and_metrics_describe_the_model(server):
     manifest = read_manifest(server.model_dir)
     version = httpx.get(server.url + "/version").json()

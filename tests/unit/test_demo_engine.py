@@ -146,3 +146,27 @@ def test_corrupt_weights_name_the_file(tmp_path, model_dirs):
     (tmp_path / "weights.safetensors").unlink()
     with pytest.raises(EngineError, match="weights.safetensors: weights file is missing"):
         create_engine(manifest).load()
+
+
+@pytest.mark.parametrize("text", ["Wow!!!!!!", "No!!!", "What?!?!", "Hmm...", "Yes!!!!!!!!!!!!", "So... yes."])
+@pytest.mark.parametrize("speed", [0.25, 1.0, 4.0])
+def test_a_burst_of_punctuation_is_one_pause_not_seconds_of_silence(v13, text, speed):
+    assert check_audio(v13.synthesize(text, "alloy", speed), 44_100, text).passed
+
+
+@pytest.mark.parametrize("text", ["b", "t", "Hi", "1"])
+def test_one_short_sound_at_the_fastest_speed_is_still_speech(v13, text):
+    audio = v13.synthesize(text, "alloy", 4.0)  # once too short for the noise source's STFT
+    assert audio.size > 0 and np.isfinite(audio).all()
+
+
+def test_runs_of_pause_marks_collapse_and_everything_else_is_kept(v13):
+    assert [ch for ch, _ in v13._units("Wow,!?!.")] == list("Wow!")
+    text = "Hello, world. It costs 19 dollars; ok?"
+    assert [ch for ch, _ in v13._units(text)] == list(text)
+
+
+def test_the_text_it_can_speak_is_what_makes_a_sound(v13):
+    support = v13.text_support()
+    assert all(support.speaks(ch) for ch in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789你好")
+    assert not any(support.speaks(ch) for ch in "ñé—.😀 Жα")

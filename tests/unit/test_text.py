@@ -41,3 +41,8 @@ def test_splitting_keeps_every_word_and_respects_the_limit(text, limit):
     chunks = split_sentences(text, limit)
     assert all(0 < len(c) <= limit for c in chunks)
     assert "".join("".join(chunks).split()) == "".join(text.split())
+
+
+def test_a_run_of_sentence_marks_ends_one_sentence_and_is_not_split():
+    assert split_sentences("Wow!!! Wait... what?!", 300) == ["Wow!!! Wait... what?!"]  # not "Wow! ! !"
+    assert split_sentences("Wow!!! Wait... what?!", 10) == ["Wow!!!", "Wait...", "what?!"]
