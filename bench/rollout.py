@@ -28,7 +28,6 @@ sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolv
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.plans import compare  # noqa: E402
-
 from canary import DEFAULT_INVENTORY as SANDBOX_INVENTORY  # noqa: E402
 from canary import REPO_ROOT  # noqa: E402
 from canary.adapters import fleet as fleet_ops  # noqa: E402

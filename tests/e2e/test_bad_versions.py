@@ -51,7 +51,7 @@ def test_a_version_twice_as_slow_is_rolled_back_with_no_failed_request(stable_fl
     finally:
         traffic = load.stop()
     assert done["result"] == "rolled_back" and "analysis failed" in done["reason"], done
-    assert "latency" in done["reason"], done["reason"]
+    assert "canary slower" in done["reason"], done["reason"]
     assert set(versions(stable_fleet).values()) == {"v1.2.0"}
     assert all(s["version"] == "v1.2.0" and s["state"] == "up" for s in done["lb_servers"])
     story = show(state_dir, done["id"])

@@ -1,6 +1,6 @@
 """Hosts of different capacity (the sandbox reshaped to 1,1,2, the 2 with twice the CPU
 quota): each host's share of the requests follows its capacity before, during and after
-a rollout. Shares are counted from the X-Served-By header of
+a rollout, and a 10% canary gets 10%. Shares are counted from the X-Served-By header of
 every answer, over at least 1,000 requests each."""
 
 from __future__ import annotations
@@ -111,6 +111,26 @@ def steady(fleet: Fleet) -> LoadResult:
     """1,000 requests at 55% of the fleet's capacity, no rollout running."""
     return LoadGenerator(fleet.lb_public_url, rps=round(0.55 * MIXED_CAPACITY_RPS, 1)).run(duration_s=600,
                                                                                            max_requests=1000)
+
+
+def test_ten_percent_of_a_thousand_requests_reach_the_canary_and_none_at_zero(mixed_fleet):
+    fleet = mixed_fleet
+    fleet_ops.deploy(fleet, "v1.3.0", ["node1"])
+    try:
+        assert versions(fleet) == {"node1": "v1.3.0", "node2": "v1.2.0", "node3": "v1.2.0"}
+        stable = {"node2": "v1.2.0", "node3": "v1.2.0"}
+        fleet_ops.set_traffic(fleet, canary={"node1": "v1.3.0"}, stable=stable, canary_percent=10)
+        canary = steady(fleet)
+        assert 0.08 <= canary.by_version()["v1.3.0"] / len(canary.outcomes) <= 0.12, canary.summary()
+        assert_shares(canary, {"node1": 0.10, "node2": 0.30, "node3": 0.60})  # the rest by capacity
+
+        fleet_ops.set_traffic(fleet, canary={"node1": "v1.3.0"}, stable=stable, canary_percent=0)
+        after = LoadGenerator(fleet.lb_public_url, rps=8).run(duration_s=120, max_requests=200)
+        assert len(after.outcomes) == 200 and not after.failed, after.summary()
+        assert after.by_version()["v1.3.0"] == 0
+    finally:
+        fleet_ops.deploy(fleet, "v1.2.0", ["node1"])
+        fleet_ops.set_traffic(fleet, canary={}, stable={n.name: "v1.2.0" for n in fleet.nodes}, canary_percent=None)
 
 
 def test_shares_follow_capacity_before_during_and_after_a_rollout(mixed_fleet, state_dir):
