@@ -39,7 +39,7 @@ def old_plan(fleet: Fleet, steps: list[int]) -> list[tuple[str, list[UpstreamSer
     address = {n.name: n.upstream for n in fleet.nodes}
 
     def servers(new: list[str], percent: int, out: tuple[str, ...] = ()) -> list[UpstreamServer]:
-        return upstream_servers({address[h]: "new" for h in new}, {address[h]: "old" for h in hosts if h not in new},
+        return upstream_servers({address[h]: "v2.0.0" for h in new}, {address[h]: "v1.0.0" for h in hosts if h not in new},
                                 percent, out=[address[h] for h in out])
 
     canary = hosts[:1]
@@ -51,7 +51,7 @@ def old_plan(fleet: Fleet, steps: list[int]) -> list[tuple[str, list[UpstreamSer
 
 
 def new_plan(fleet: Fleet, steps: list[int]) -> list[tuple[str, list[UpstreamServer]]]:
-    state = plan_rollout(fleet, fleet.policy, "bench", "new", stable_version="old")
+    state = plan_rollout(fleet, fleet.policy, "bench", "v2.0.0", stable_version="v1.0.0")
     return [(name, layout_servers(state, layout)[0]) for name, layout in planned_layouts(state)]
 
 

@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -17,11 +18,16 @@ from service.encoding import encode
 from service.engines import EngineError
 from service.runtime import BadAudioError, ModelRuntime, NotReadyError, Synthesis
 from service.speech_request import RequestError, RequestRules, SpeechRequest, parse_speech_request
-from service.worker import QueueFullError
+from service.worker import Job, QueueFullError, QueueTimeoutError
 
 log = logging.getLogger("service.api")
 SPEECH_PATH = "/v1/audio/speech"
 UI_PATH = "/ui"
+CLIENT_CLOSED = 499  # nginx's status for "the client closed the connection first"
+
+
+class ClientGone(Exception):
+    """The client disconnected while its synthesis was queued or running."""
 
 
 def _route_label(path: str) -> str:
@@ -120,7 +126,33 @@ def _operations_routes(app: FastAPI, runtime: ModelRuntime) -> None:
         return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-async def _synthesis(runtime: ModelRuntime, req: SpeechRequest) -> Synthesis | JSONResponse:
+async def _disconnect(request: Request) -> None:
+    """Returns when the client disconnects (the body was read: the next ASGI message is that)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _wait_for(job: Job[Synthesis], request: Request, timeout_s: float) -> Synthesis:
+    """The job's result; raises TimeoutError after `timeout_s`, or ClientGone when the client
+    disconnects first. Either way the job is abandoned: dropped if queued, stopped at its
+    next chunk if running, so nobody's synthesis runs for a client that is gone."""
+    waiter, gone = asyncio.wrap_future(job), asyncio.ensure_future(_disconnect(request))
+    either: set[asyncio.Future[Any]] = {waiter, gone}
+    try:
+        done, _ = await asyncio.wait(either, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        if waiter in done:
+            return waiter.result()
+        if gone in done:
+            raise ClientGone
+        raise TimeoutError
+    finally:
+        gone.cancel()
+        if not job.done():
+            job.abandon()
+            waiter.cancel()
+
+
+async def _synthesis(runtime: ModelRuntime, req: SpeechRequest, request: Request) -> Synthesis | JSONResponse:
     """The finished synthesis, or the error response that says why there is none."""
     settings, metrics, version = runtime.settings, runtime.metrics, runtime.manifest.version
     try:
@@ -132,8 +164,11 @@ async def _synthesis(runtime: ModelRuntime, req: SpeechRequest) -> Synthesis | J
         metrics.rejected.labels("queue_full").inc()
         return _error(429, str(exc), "rate_limit_error", "queue_full", retry_after=runtime.retry_after_s())
     try:
-        return await asyncio.wait_for(asyncio.wrap_future(future), timeout=settings.request_timeout_s)
-    except TimeoutError:
+        return await _wait_for(future, request, settings.request_timeout_s)
+    except ClientGone:
+        log.info("client went away; its synthesis was dropped")
+        return _error(CLIENT_CLOSED, "client closed the request", "invalid_request_error", "client_closed")
+    except (TimeoutError, QueueTimeoutError):
         return _error(504, f"synthesis took longer than {settings.request_timeout_s}s", "server_error", "timeout")
     except BadAudioError as exc:
         log.error("bad audio from %s: %s", version, exc)
@@ -152,6 +187,8 @@ def _speech_route(app: FastAPI, runtime: ModelRuntime) -> None:
         max_body_bytes=settings.max_body_bytes,
         text_support=runtime.engine.text_support(),
         chunk_chars=settings.chunk_chars,
+        estimate_audio_s=runtime.engine.estimate_audio_s,
+        max_audio_s=settings.max_audio_s,
     )
 
     @app.post(SPEECH_PATH)
@@ -168,7 +205,7 @@ def _speech_route(app: FastAPI, runtime: ModelRuntime) -> None:
         except RequestError as exc:
             metrics.rejected.labels("invalid").inc()
             return JSONResponse(exc.body(), status_code=exc.status)
-        result = await _synthesis(runtime, req)
+        result = await _synthesis(runtime, req, request)
         if isinstance(result, JSONResponse):
             return result
         audio, media_type, rate = await asyncio.to_thread(encode, result.audio, result.sample_rate,

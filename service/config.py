@@ -72,6 +72,8 @@ class Settings:
     chunk_chars: int = 300
     max_body_bytes: int = 65_536
     request_timeout_s: int = 120
+    max_audio_s: int = 300  # TTS_MAX_AUDIO_S: longest audio one request may ask for (predicted before synthesis)
+    queue_timeout_s: int = 0  # TTS_QUEUE_TIMEOUT_S: queued longer, never started; 0: the request timeout
     ui_queue: int = 16
     model_aliases: tuple[str, ...] = ("tts-1", "tts-1-hd")
     image_tag: str = ""
@@ -83,6 +85,11 @@ class Settings:
     model_version: str = ""  # MODEL_VERSION, set by the image build: a fetched model must match it
     node_name: str = ""  # TTS_NODE_NAME (the inventory's host name; default the hostname): answers name it
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def queue_deadline_s(self) -> int:
+        """How long a synthesis may wait in the queue before it is dropped unstarted."""
+        return self.queue_timeout_s or self.request_timeout_s
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -100,6 +107,8 @@ class Settings:
             chunk_chars=_int(env, "TTS_CHUNK_CHARS", 300, minimum=20),
             max_body_bytes=_int(env, "TTS_MAX_BODY_BYTES", 65_536, minimum=1024),
             request_timeout_s=_int(env, "TTS_REQUEST_TIMEOUT_S", 120),
+            max_audio_s=_int(env, "TTS_MAX_AUDIO_S", 300),
+            queue_timeout_s=_int(env, "TTS_QUEUE_TIMEOUT_S", 0, minimum=0),
             ui_queue=_int(env, "TTS_UI_QUEUE", 16),
             model_aliases=tuple(a.strip() for a in aliases.split(",") if a.strip()),
             image_tag=env.get("IMAGE_TAG", ""),

@@ -35,6 +35,9 @@ class ServiceMetrics:
         self.in_flight = Gauge("tts_in_flight_requests", "Speech requests being handled", registry=r)
         self.queued = Gauge("tts_queued_requests", "Speech requests waiting for the engine", registry=r)
         self.rejected = Counter("tts_rejected_requests", "Requests refused before synthesis", ["reason"], registry=r)
+        self.dropped = Counter("tts_dropped_requests", "Accepted requests whose synthesis was dropped because "
+                               "nobody waited for it: cancelled (never started), stopped (at a chunk "
+                               "boundary), expired (waited in the queue past its deadline)", ["reason"], registry=r)
         self.ready = Gauge("tts_ready", "1 once the model is loaded and warm-up passed", registry=r)
         self.model = Info("tts_model", "The model this process serves", registry=r)
 

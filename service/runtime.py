@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.audio_budget import CHUNK_GAP_S, chunk_chars_at
 from service.audio_checks import AudioLimits, AudioReport, check_audio
 from service.config import Settings
 from service.engines import Engine, EngineError, create_engine
@@ -27,9 +28,9 @@ from service.engines.base import WARMUP_TEXT
 from service.metrics import ServiceMetrics
 from service.model_dir import ModelManifest, verify_model_dir
 from service.text_support import speakable_chunks
-from service.worker import InferenceWorker, QueueFullError
+from service.worker import InferenceWorker, Job, QueueFullError
 
-CHUNK_GAP_S = 0.12  # silence between independently synthesized chunks
+__all__ = ["CHUNK_GAP_S", "BadAudioError", "ModelRuntime", "NotReadyError", "Synthesis"]
 
 
 class Phase(enum.Enum):
@@ -86,7 +87,8 @@ class ModelRuntime:
         self.engines: list[Engine] = [create_engine(self.manifest, device) for device in devices]
         self.engine = self.engines[0]
         self.metrics = metrics or ServiceMetrics()
-        self.workers = [InferenceWorker(settings.max_queue, name=f"inference-{i}") for i in range(len(devices))]
+        self.workers = [InferenceWorker(settings.max_queue, name=f"inference-{i}", on_drop=self._dropped)
+                        for i in range(len(devices))]
         self._loaded = 0
         self.limits = AudioLimits(sample_rate=self.manifest.sample_rate)
         self._phase = Phase.STARTING
@@ -154,19 +156,26 @@ class ModelRuntime:
     def device(self) -> str:
         return self.engine.describe().device
 
+    def _dropped(self, reason: str) -> None:
+        self.metrics.dropped.labels(reason).inc()
+
     def retry_after_s(self) -> int:
         """How long a refused client should wait: the shortest queue ahead at recent speed."""
         return max(1, int(round((min(w.queued for w in self.workers) + 1) * self._avg_synth_s)))
 
     # -- synthesis ---------------------------------------------------------------
-    def submit(self, text: str, voice: str, speed: float) -> Future[Synthesis]:
-        """Queue a synthesis. Raises NotReadyError, or QueueFullError when full."""
+    def submit(self, text: str, voice: str, speed: float) -> Job[Synthesis]:
+        """Queue a synthesis. Raises NotReadyError, or QueueFullError when full.
+
+        The job is dropped if it waits longer than `queue_deadline_s` before it starts;
+        `Job.abandon()` drops it from the queue, or stops it at the next chunk."""
         ready, reason = self.readiness()
         if not ready:
             raise NotReadyError(reason)
+        expires_at = time.monotonic() + self.settings.queue_deadline_s
         for worker, engine in sorted(zip(self.workers, self.engines), key=lambda we: we[0].load):
             try:
-                return worker.submit(functools.partial(self._synthesize, engine, text, voice, speed))
+                return worker.submit_job(functools.partial(self._synthesize, engine, text, voice, speed), expires_at)
             except QueueFullError:
                 continue
         raise QueueFullError(f"inference queue is full ({self.settings.max_queue} waiting on each of "
@@ -174,15 +183,26 @@ class ModelRuntime:
 
     def synthesize(self, text: str, voice: str, speed: float) -> Synthesis:
         """Blocking form of submit(), for callers on their own threads (the UI)."""
-        return self.submit(text, voice, speed).result(timeout=self.settings.request_timeout_s)
+        job = self.submit(text, voice, speed)
+        try:
+            return job.result(timeout=self.settings.request_timeout_s)
+        finally:
+            job.abandon()  # a no-op once done; after a timeout, nobody waits for it
 
-    def _synthesize(self, engine: Engine, text: str, voice: str, speed: float) -> Synthesis:
+    def _chunks(self, engine: Engine, text: str, speed: float) -> list[str]:
+        """The chunks to synthesize: shorter at low speed, so one engine call's audio (and memory) stays bounded."""
+        support, chunk_chars = engine.text_support(), self.settings.chunk_chars
+        return (speakable_chunks(text, support, chunk_chars_at(chunk_chars, speed))
+                or speakable_chunks(text, support, chunk_chars))  # the request rules checked these
+
+    def _synthesize(self, engine: Engine, text: str, voice: str, speed: float, job: Job[Synthesis]) -> Synthesis:
         started = time.perf_counter()
         rate = engine.describe().sample_rate
         gap = np.zeros(int(CHUNK_GAP_S * rate), dtype=np.float32)
         parts: list[np.ndarray] = []
-        chunks = speakable_chunks(text, engine.text_support(), self.settings.chunk_chars)
+        chunks = self._chunks(engine, text, speed)
         for chunk in chunks:  # the request rules made sure there is one; the others are skipped
+            job.stop_if_abandoned()  # the client left or timed out: not one more chunk for nobody
             if parts:
                 parts.append(gap)
             audio = np.asarray(engine.synthesize(chunk, voice, speed), dtype=np.float32)
@@ -191,6 +211,7 @@ class ModelRuntime:
                 raise BadAudioError(chunk_report)
             parts.append(audio)
         audio = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+        parts.clear()  # one copy of the request's audio from here on
         elapsed = time.perf_counter() - started
         report = check_audio(audio, rate, " ".join(chunks), self.limits)  # the text spoken
         if not report.passed:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from service.audio_budget import Estimate, over_budget
 from service.encoding import ENCODINGS
 from service.text import normalize
 from service.text_support import TextSupport, refusal
@@ -60,6 +61,8 @@ class RequestRules:
     max_body_bytes: int
     text_support: TextSupport  # what the engine can speak (`Engine.text_support()`)
     chunk_chars: int  # the runtime synthesizes chunks of at most this many characters
+    estimate_audio_s: Estimate | None = None  # the engine's (text, speed) -> seconds; None: no cap
+    max_audio_s: float = 300.0  # the most audio one request may ask for
 
 
 def _invalid(param: str, message: str, code: str = "invalid_value") -> RequestError:
@@ -195,10 +198,21 @@ def _stream_format(data: dict[str, Any]) -> str:
     return str(stream_format)
 
 
+def _audio_budget(text: str, speed: float, rules: RequestRules) -> None:
+    """Refuse, before synthesis, text that at `speed` would make more audio than allowed."""
+    if rules.estimate_audio_s is None:
+        return
+    refused = over_budget(text, speed, rules.estimate_audio_s, rules.chunk_chars, rules.max_audio_s)
+    if refused is not None:
+        raise _invalid(refused[0], refused[1], "audio_too_long")
+
+
 def parse_speech_request(body: bytes, content_type: str | None, rules: RequestRules) -> SpeechRequest:
-    """The request, or a RequestError for the first field at fault (checked in this order)."""
+    """The request, or a RequestError for the first field at fault (checked in this order;
+    the audio it asks for last, as it needs both `input` and `speed`)."""
     data = _json_object(body, content_type, rules)
     model, text, voice = _model(data, rules), _input(data, rules), _voice(data, rules)
     fmt, speed = _format(data), _speed(data)
     _stream_format(data)
+    _audio_budget(text, speed, rules)
     return SpeechRequest(model, text, voice, fmt, speed)

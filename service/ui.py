@@ -15,13 +15,14 @@ from fastapi import FastAPI
 
 from service.runtime import BadAudioError, ModelRuntime, NotReadyError
 from service.speech_request import MAX_SPEED, MIN_SPEED, RequestError, RequestRules, parse_speech_request
-from service.worker import QueueFullError
+from service.worker import QueueFullError, QueueTimeoutError
 
 
 def build_ui(runtime: ModelRuntime) -> gr.Blocks:
     manifest, settings = runtime.manifest, runtime.settings
     rules = RequestRules((manifest.name,), manifest.voices, settings.max_input_chars, settings.max_body_bytes,
-                         runtime.engine.text_support(), settings.chunk_chars)
+                         runtime.engine.text_support(), settings.chunk_chars,
+                         runtime.engine.estimate_audio_s, settings.max_audio_s)
 
     def synthesize(text: str, voice: str, speed: float) -> tuple[int, np.ndarray]:
         body = json.dumps({"model": manifest.name, "input": text, "voice": voice,
@@ -31,7 +32,7 @@ def build_ui(runtime: ModelRuntime) -> gr.Blocks:
             result = runtime.synthesize(request.input, request.voice, request.speed)
         except RequestError as exc:
             raise gr.Error(f"{exc.param}: {exc.message}", print_exception=False) from None
-        except (NotReadyError, QueueFullError, BadAudioError) as exc:
+        except (NotReadyError, QueueFullError, QueueTimeoutError, BadAudioError) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         pcm = (np.clip(result.audio, -1.0, 1.0) * 32767).astype(np.int16)
         return result.sample_rate, pcm

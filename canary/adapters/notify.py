@@ -3,7 +3,8 @@
 Sending happens on a background thread with a short, bounded retry, so a slow or
 dead webhook never delays the controller, least of all a roll back. Failures are
 logged, not raised. The URL comes from policy (`notify_url`) or the environment
-(`VOXFLEET_NOTIFY_URL`); no URL means no notices.
+(`VOXFLEET_NOTIFY_URL`); no URL means no notices. The URL is a credential (its path
+holds the webhook's token): only its redacted form is ever logged or raised.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
+
+from canary.decisions.redact import is_redacted, redact_url
 
 log = logging.getLogger("voxfleet.notify")
 
@@ -51,7 +54,7 @@ class NullNotifier:
 class WebhookNotifier:
     def __init__(self, url: str, timeout_s: float = 3.0, attempts: int = 3, backoff_s: float = 0.5) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"notify URL must be http(s), got {url!r}")
+            raise ValueError(f"notify URL must be http(s), got {redact_url(url)!r}")
         self.url, self.timeout_s, self.attempts, self.backoff_s = url, timeout_s, attempts, backoff_s
         self._queue: queue.Queue[Notice] = queue.Queue(maxsize=1000)
         self.sent: list[Notice] = []
@@ -96,9 +99,11 @@ class WebhookNotifier:
                 error = str(exc)
             time.sleep(self.backoff_s * attempt)
         self.failed.append((notice, error))
-        log.warning("webhook %s failed after %d attempts (%s): %s", self.url, self.attempts, error, notice.text)
+        log.warning("webhook %s failed after %d attempts (%s): %s", redact_url(self.url), self.attempts,
+                    error.replace(self.url, redact_url(self.url)), notice.text)
 
 
 def notifier_for(policy_url: str) -> WebhookNotifier | NullNotifier:
-    url = policy_url or os.environ.get("VOXFLEET_NOTIFY_URL", "")
+    """A redacted URL (what the state store keeps) is no address: the environment's, if any."""
+    url = policy_url if policy_url and not is_redacted(policy_url) else os.environ.get("VOXFLEET_NOTIFY_URL", "")
     return WebhookNotifier(url) if url else NullNotifier()

@@ -9,6 +9,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Collection
 from dataclasses import dataclass
 from email.message import Message
 
@@ -40,14 +41,28 @@ def version_key(version: str) -> tuple:
     return (0, int(major), int(minor), int(patch), pre is None, pre or "")
 
 
-def registry_url(registry: str) -> str:
-    """`host:port` means plain HTTP only on loopback or in the sandbox network; anything
-    else is HTTPS unless the address carries its scheme (`http://registry:5000`)."""
-    if "://" in registry:
-        return registry.rstrip("/")
-    host = registry.split(":")[0]
-    plain = host in ("localhost", "127.0.0.1") or host.endswith("-registry")
-    return f"{'http' if plain else 'https'}://{registry}"
+def registry_url(registry: str, insecure: Collection[str] = (), credentials: bool = False) -> str:
+    """The registry's base URL: HTTPS, unless the inventory marks it insecure by name
+    (`tts_registry_insecure`, as docker's --insecure-registry); pure.
+
+    `http://host:port` spelled out on an unmarked registry is allowed only without
+    credentials: a password never goes over plain HTTP to a registry nobody marked."""
+    scheme, sep, rest = registry.partition("://")
+    name = (rest if sep else registry).rstrip("/")
+    if sep and scheme == "https":
+        return f"https://{name}"
+    if sep and scheme != "http":
+        raise RegistryError(f"registry {registry}: scheme {scheme!r} is neither https nor http")
+    if name in insecure:
+        return f"http://{name}"
+    if sep and credentials:
+        raise RegistryError(f"registry {name} is not marked insecure (tts_registry_insecure): refusing to send "
+                            "its password over plain HTTP; use https://, or list it in tts_registry_insecure")
+    return f"{'http' if sep else 'https'}://{name}"
+
+
+def _base(registry: str, insecure: Collection[str]) -> str:
+    return registry_url(registry, insecure, credentials=bool(os.environ.get("VOXFLEET_REGISTRY_USERNAME")))
 
 
 def _headers() -> dict[str, str]:
@@ -62,11 +77,12 @@ def _headers() -> dict[str, str]:
 
 class _NoCredentialsElsewhere(urllib.request.HTTPRedirectHandler):
     """Follow redirects (registries send blobs to object storage), but never carry the
-    registry's credentials to another host."""
+    registry's credentials to another host, nor from HTTPS down to plain HTTP."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 (urllib's signature)
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+        there, here = urllib.parse.urlsplit(newurl), urllib.parse.urlsplit(req.full_url)
+        if new is not None and (there.netloc != here.netloc or (here.scheme, there.scheme) == ("https", "http")):
             new.remove_header("Authorization")
         return new
 
@@ -86,9 +102,9 @@ def _request(url: str, method: str = "GET") -> tuple[int, Message, bytes]:
         raise RegistryError(f"registry {url.split('/v2/')[0]} is unreachable: {exc}") from exc
 
 
-def tag_digest(registry: str, repository: str, tag: str) -> str | None:
+def tag_digest(registry: str, repository: str, tag: str, insecure: Collection[str] = ()) -> str | None:
     """The manifest digest of repository:tag, or None when the tag does not exist."""
-    status, headers, _ = _request(f"{registry_url(registry)}/v2/{repository}/manifests/{tag}", "HEAD")
+    status, headers, _ = _request(f"{_base(registry, insecure)}/v2/{repository}/manifests/{tag}", "HEAD")
     if status == 404:
         return None
     if status != 200:
@@ -96,14 +112,15 @@ def tag_digest(registry: str, repository: str, tag: str) -> str | None:
     return headers.get("Docker-Content-Digest")
 
 
-def list_versions(registry: str, repository: str) -> list[ImageVersion]:
-    status, _, body = _request(f"{registry_url(registry)}/v2/{repository}/tags/list")
+def list_versions(registry: str, repository: str, insecure: Collection[str] = ()) -> list[ImageVersion]:
+    status, _, body = _request(f"{_base(registry, insecure)}/v2/{repository}/tags/list")
     if status == 404:
         return []
     if status != 200:
         raise RegistryError(f"registry {registry}: listing {repository} answered {status}")
     tags = json.loads(body).get("tags") or []
-    return [ImageVersion(tag, tag_digest(registry, repository, tag) or "") for tag in sorted(tags, key=version_key)]
+    return [ImageVersion(tag, tag_digest(registry, repository, tag, insecure) or "")
+            for tag in sorted(tags, key=version_key)]
 
 
 @dataclass(frozen=True)
@@ -113,10 +130,10 @@ class ImageConfig:
     manifest_digest: str = ""  # what the registry calls repository@digest
 
 
-def image_config(registry: str, repository: str, tag: str) -> ImageConfig | None:
+def image_config(registry: str, repository: str, tag: str, insecure: Collection[str] = ()) -> ImageConfig | None:
     """repository:tag's image config (single-platform images), or None when the tag
     does not exist."""
-    base = f"{registry_url(registry)}/v2/{repository}"
+    base = f"{_base(registry, insecure)}/v2/{repository}"
     status, headers, body = _request(f"{base}/manifests/{tag}")
     if status == 404:
         return None

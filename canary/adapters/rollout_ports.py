@@ -76,13 +76,15 @@ class HttpRegistry:
         self.fleet = fleet
 
     def digest(self, version: str) -> str | None:
-        return registry.tag_digest(self.fleet.registry_push, self.fleet.repository, version)
+        return registry.tag_digest(self.fleet.registry_push, self.fleet.repository, version,
+                                   self.fleet.registry_insecure)
 
     def revision(self, version: str) -> str:
         """Informational (history's git revision): an image whose labels cannot be read
         (an index, a registry quirk) still rolls out."""
         try:
-            config = registry.image_config(self.fleet.registry_push, self.fleet.repository, version)
+            config = registry.image_config(self.fleet.registry_push, self.fleet.repository, version,
+                                           self.fleet.registry_insecure)
         except (registry.RegistryError, ValueError):
             return ""
         return config.labels.get(REVISION_LABEL, "") if config else ""

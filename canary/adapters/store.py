@@ -14,6 +14,10 @@ time") that a crashed holder can't keep past its ttl.
 
 Nothing here ever recreates or repairs an existing file: a file that is not a SQLite
 database, or whose schema is not ours, is a `StoreError` naming the path.
+
+The store is private: its directory is created 0700 (an existing looser one is warned
+about: it may be shared) and the database with its -wal and -shm files is 0600 (a
+looser one is tightened at open); `canary.adapters.private_files`.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from canary.adapters.private_files import create_private_file, private_dir, tighten_file
 
 
 class StoreError(RuntimeError):
@@ -171,10 +177,14 @@ class Store:
         self.path = Path(path).expanduser().absolute()
         if self.path.is_dir():
             raise StoreError(f"state store {self.path} is a directory, not a file")
-        if not self.path.exists():
-            if not create_if_missing:
-                raise StoreError(f"state store {self.path} does not exist")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists() and not create_if_missing:
+            raise StoreError(f"state store {self.path} does not exist")
+        if create_if_missing:
+            try:
+                private_dir(self.path.parent, tighten=False)
+                create_private_file(self.path)  # SQLite gives -wal and -shm the database's mode
+            except OSError as e:
+                raise StoreError(f"state store {self.path} can't be created: {e}") from e
         mode = "rwc" if create_if_missing else "rw"
         try:
             self._conn = sqlite3.connect(f"{self.path.as_uri()}?mode={mode}", uri=True, timeout=busy_timeout_s,
@@ -187,6 +197,8 @@ class Store:
         except BaseException:
             self._conn.close()
             raise
+        for suffix in ("", "-wal", "-shm"):
+            tighten_file(self.path.with_name(self.path.name + suffix))
 
     def _open(self, busy_timeout_s: float) -> None:
         c = self._conn

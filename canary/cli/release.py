@@ -40,6 +40,12 @@ def push_target(args: argparse.Namespace) -> tuple[str | None, str]:
     return (fleet.registry_push, fleet.repository) if fleet else (None, "tts")
 
 
+def insecure_registries(args: argparse.Namespace) -> tuple[str, ...]:
+    """The inventory's tts_registry_insecure (none without an inventory: HTTPS only)."""
+    fleet = _fleet(args)
+    return fleet.registry_insecure if fleet else ()
+
+
 def _required_target(args: argparse.Namespace) -> tuple[str, str]:
     push_registry, repository = push_target(args)
     if not push_registry:
@@ -76,14 +82,15 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     push_registry, repository = _required_target(args)
-    done = publish(args.version, images.image_tag(args.version, None), push_registry, repository)
+    done = publish(args.version, images.image_tag(args.version, None), push_registry, repository,
+                   insecure_registries(args))
     print(f"{done.target}\t{done.digest}\t{done.action}" + (f"\t{done.note}" if done.note else ""))
     return 0
 
 
 def cmd_images(args: argparse.Namespace) -> int:
     push_registry, repository = _required_target(args)
-    versions = registry.list_versions(push_registry, repository)
+    versions = registry.list_versions(push_registry, repository, insecure_registries(args))
     for item in versions:
         print(f"{item.version}\t{item.digest}")
     if not versions:

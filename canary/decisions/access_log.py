@@ -49,6 +49,12 @@ class Attempt:
     def is_success(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
 
+    @property
+    def client_fault(self) -> bool:
+        """A 4xx other than 429: the client's input (400, 413, 415, 422) or the client going
+        away (499) decided it. It says nothing about the version, for or against."""
+        return self.status is not None and 400 <= self.status < 500 and not self.shed
+
 
 @dataclass(frozen=True)
 class Request:

@@ -22,7 +22,7 @@ KNOWN_HOST_VARS = ("tts_upstream_address", "tts_gpu_count", "tts_gpu_type", "tts
                    "tts_cpus")
 KNOWN_GLOBAL_VARS = ("tts_registry", "tts_registry_push", "tts_image_repository", "tts_registry_username",
                      "tts_registry_password", "tts_service_env", "tts_pull_policy", "rollout_policy", "lb_public_url",
-                     "tts_model_artifacts", "tts_model_cache_dir")
+                     "tts_model_artifacts", "tts_model_cache_dir", "tts_registry_insecure")
 OUR_PREFIXES = ("tts_", "rollout_")
 
 
@@ -53,6 +53,9 @@ class Fleet:
     repository: str
     policy: Policy
     lb_public_url: str = ""
+    # registries (host:port, as written in tts_registry/tts_registry_push) spoken to over
+    # plain HTTP; any other is HTTPS only (canary.adapters.registry.registry_url)
+    registry_insecure: tuple[str, ...] = ()
     hostvars: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def node(self, name: str) -> Node:
@@ -140,6 +143,15 @@ def _canary_problems(nodes: list[Node], policy: Policy, common: dict[str, Any]) 
     return problems
 
 
+def _insecure_registries(common: dict[str, Any], problems: list[str]) -> tuple[str, ...]:
+    """tts_registry_insecure: the registries spoken to over plain HTTP, by name."""
+    insecure = common.get("tts_registry_insecure") or []
+    if not isinstance(insecure, list) or not all(isinstance(r, str) and r.strip() for r in insecure):
+        problems.append(f"tts_registry_insecure must be a list of registry host:port names, got {insecure!r}")
+        return ()
+    return tuple(r.strip().rstrip("/") for r in insecure)
+
+
 def check_fleet(source: Path, data: dict[str, Any], hostvars: dict[str, dict[str, Any]],
                 policy_overrides: dict[str, Any] | None = None) -> Fleet:
     """Pure: build the Fleet from `ansible-inventory --list` output, or name every mistake."""
@@ -158,9 +170,11 @@ def check_fleet(source: Path, data: dict[str, Any], hostvars: dict[str, dict[str
         problems.append("tts_registry is not set (the registry address as the hosts see it)")
     policy = _policy(common, policy_overrides, problems)
     problems += _canary_problems(nodes, policy, common)
+    insecure = _insecure_registries(common, problems)
     if problems:
         raise InventoryError(source, problems)
     return Fleet(source=source, nodes=tuple(nodes), lbs=tuple(lbs), registry=str(registry),
                  registry_push=str(common.get("tts_registry_push") or registry),
                  repository=str(common.get("tts_image_repository") or "tts"), policy=policy,
-                 lb_public_url=str(common.get("lb_public_url") or ""), hostvars=hostvars)
+                 lb_public_url=str(common.get("lb_public_url") or ""),
+                 registry_insecure=insecure, hostvars=hostvars)

@@ -2,7 +2,10 @@
 
 Two metrics, each pass / fail / inconclusive with the numbers behind it:
 
-- error_rate (per attempt; load shed with 429/503 is judged apart, below):
+- error_rate (per attempt: server faults, i.e. 5xx, connection failures and timeouts, among
+  the attempts the server answered for; a client fault, 4xx other than 429, is neither an
+  error nor a trial, so a client sending bad input can neither fail a version nor dilute its
+  errors; load shed with 429/503 is judged apart, below):
   * absolute cap, exact Clopper–Pearson bounds, one-sided: fail when the 99% lower bound
     is above policy.max_error_rate (from 5 requests on, whatever min_requests says, so a
     broken canary is caught early); pass needs n ≥ min_requests and the 95% upper bound
@@ -235,9 +238,10 @@ def _secs(x: float) -> str:
 
 
 def _counted(attempts: Sequence[Attempt]) -> list[Attempt]:
-    # Shed attempts (429) and client aborts (no status, not an error) say nothing about
+    # Shed attempts (429, 503), client faults (400, 413, 415, 422, 499: the client's input or
+    # its going away) and client aborts (no status, not an error) say nothing about
     # correctness; everything else is a trial, failed or not.
-    return [a for a in attempts if not a.shed and (a.is_error or a.status is not None)]
+    return [a for a in attempts if not a.shed and not a.client_fault and (a.is_error or a.status is not None)]
 
 
 def judge_errors(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: Policy) -> MetricVerdict:
@@ -340,9 +344,14 @@ def judge_latency(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: 
                          f"p95 {_secs(p95)} ≤ {_secs(cap_s)}", numbers)
 
 
+def _not_client_faults(attempts: Sequence[Attempt]) -> list[Attempt]:
+    return [a for a in attempts if not a.client_fault]
+
+
 def judge_shedding(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: Policy,
                    load_ratio: float = 1.0) -> MetricVerdict:
     """`load_ratio`: the canary side's load per unit of capacity ÷ stable's, this window."""
+    canary, stable = _not_client_faults(canary), _not_client_faults(stable)
     n, s = len(canary), sum(a.shed for a in canary)
     ns, ss = len(stable), sum(a.shed for a in stable)
     numbers: dict[str, Any] = {"n": n, "shed": s, "stable_n": ns, "stable_shed": ss,
@@ -359,6 +368,10 @@ def judge_shedding(canary: Sequence[Attempt], stable: Sequence[Attempt], policy:
                                  f"capacity (SPRT log-LR {sprt.llr:.2f} ≥ {sprt.upper:.2f})", numbers)
         return MetricVerdict("shed", "inconclusive", f"{desc}, but under ×{load_ratio:.2f} stable's load per unit "
                              "of capacity", numbers)
+    served = len(_counted(canary))
+    if served < policy.min_requests:  # no pass on shedding alone: "no data is never a pass"
+        return MetricVerdict("shed", "inconclusive", f"{desc}: only {served} canary requests served "
+                             f"(min_requests {policy.min_requests})", numbers)
     if s == 0 or (sprt is not None and sprt.decision == "h0") or s / n <= (ss / ns if ns else 0):
         return MetricVerdict("shed", "pass", desc, numbers)
     return MetricVerdict("shed", "inconclusive", f"{desc}: not clear yet", numbers)

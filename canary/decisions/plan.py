@@ -15,6 +15,7 @@ from canary.decisions.capacity import Host, Layout, load_ratios, plan_stages, sw
 from canary.decisions.inventory import Fleet
 from canary.decisions.phases import Phase
 from canary.decisions.policy import Policy
+from canary.decisions.redact import redact_url
 from canary.decisions.traffic import UpstreamServer, canary_percent_of, upstream_servers
 
 
@@ -118,7 +119,9 @@ def plan_rollout(fleet: Fleet, policy: Policy, rollout_id: str, version: str, st
         phase=Phase.PENDING, canary_hosts=canaries, stable_hosts=[n.name for n in fleet.nodes if n.name not in canaries],
         steps=list(policy.steps), batches=[list(s.switch[0]) for s in stages if s.is_promotion],
         upstream={n.name: n.upstream for n in fleet.nodes},
-        policy={k: v for k, v in asdict(policy).items() if k != "extra"},
+        # the notify URL is a credential: the durable state keeps its redacted form only
+        # (the real one: canary.adapters.private_files, next to the state store)
+        policy={k: redact_url(v) if k == "notify_url" else v for k, v in asdict(policy).items() if k != "extra"},
         capacity={n.name: str(n.capacity) for n in fleet.nodes},
         step_switches=[[list(b) for b in s.switch] for s in steps],
     )

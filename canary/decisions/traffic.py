@@ -11,6 +11,7 @@ canary); a drained server is `down`.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -21,17 +22,33 @@ from canary.decisions.capacity import Layout, PlanError, effective_share, weight
 
 Role = Literal["canary", "stable"]
 State = Literal["up", "down", "backup"]
+# A version reaches the LB's config (a comment after each server): semantic version
+# characters only, so no newline or `;` can inject a directive. roles/nginx_lb asserts the same.
+VERSION = re.compile(r"v?[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?")
+
+
+def check_version(version: str) -> str:
+    """`version`, or ValueError naming it when it is not a semantic version (v1.2.3, v1.2.3-rc.1)."""
+    if not isinstance(version, str) or not VERSION.fullmatch(version):
+        raise ValueError(f"version {version!r} is not a semantic version like v1.2.3 or v1.2.3-rc.1: "
+                         "refused before it reaches the LB's config")
+    return version
 
 
 @dataclass(frozen=True)
 class UpstreamServer:
-    """One `server` line of the upstream; the fields are the nginx_lb role's nginx_lb_servers items."""
+    """One `server` line of the upstream; the fields are the nginx_lb role's nginx_lb_servers items.
+    `version` is a semantic version, or "" while not yet known (a rollout before its preflight)."""
 
     address: str
     role: Role
     version: str
     weight: int
     state: State
+
+    def __post_init__(self) -> None:
+        if self.version != "":
+            check_version(self.version)
 
 
 def _check_addresses(canary: list[str], stable: list[str]) -> None:

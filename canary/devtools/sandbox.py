@@ -225,6 +225,9 @@ def inventory_document(spec: SandboxSpec) -> dict:
             "ansible_python_interpreter": "/usr/bin/python3",
             "tts_registry": f"{spec.registry}:5000",
             "tts_registry_push": f"127.0.0.1:{spec.registry_port}",
+            # Plain HTTP, by name: the sandbox registry has no TLS (its engines run
+            # dockerd --insecure-registry for it); any registry not listed is HTTPS only.
+            "tts_registry_insecure": [f"{spec.registry}:5000", f"127.0.0.1:{spec.registry_port}"],
             "tts_image_repository": "tts",
             # Three service containers share this machine's cores: a deeper queue rides out
             # the CPU contention a GPU host would not have.

@@ -8,6 +8,7 @@ is re-published and said so.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from canary.adapters import images, registry
@@ -52,9 +53,10 @@ def decide(version: str, target: str, ours: registry.ImageConfig, theirs: regist
     return "republished", f"same model in a rebuilt image (service revision {revisions[0]} → {revisions[1]})"
 
 
-def publish(version: str, local_tag: str, push_registry: str, repository: str) -> Published:
+def publish(version: str, local_tag: str, push_registry: str, repository: str,
+            insecure: Collection[str] = ()) -> Published:
     target = f"{push_registry.rstrip('/')}/{repository}:{version}"
-    theirs = registry.image_config(push_registry, repository, version)
+    theirs = registry.image_config(push_registry, repository, version, insecure)
     action, note = decide(version, target, local_image(local_tag), theirs)
     if action == "unchanged" and theirs is not None:
         return Published(target, theirs.manifest_digest, action, note)

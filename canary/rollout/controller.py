@@ -21,6 +21,7 @@ from fractions import Fraction
 from typing import Any
 
 from canary.adapters.notify import Notice, NullNotifier, WebhookNotifier, notifier_for
+from canary.adapters.private_files import forget_secrets, save_secret
 from canary.adapters.store import ActiveRolloutError, ConcurrentUpdateError, Record, Store
 from canary.decisions.access_log import Attempt, Request
 from canary.decisions.capacity import Layout, PlanError, drain_shortfall, peak
@@ -33,6 +34,7 @@ from canary.decisions.policy import Policy, parse_policy
 from canary.decisions.quality import compare
 from canary.decisions.status import event_line
 from canary.decisions.steps import decide_step, rollback_targets
+from canary.decisions.traffic import check_version
 from canary.rollout.ports import Clock, FleetPort, MetricsPort, ProbePort, RegistryPort, TrafficPort
 
 # How a new stage starts being judged: weights to re-apply, samples from the next cursor.
@@ -45,6 +47,7 @@ TICK_LEASE_S = 1800  # longer than any single action (a deploy waits for health)
 # by SIGKILL right after recording it, before acting on it: the worst instant for a crash,
 # state written and action not done.
 CRASH_AFTER_ENV = "VOXFLEET_CRASH_AFTER"
+NOTIFY_SECRET = "notify_url"  # the file name next to the state store holding a rollout's webhook
 
 
 def _crash_now(crash_after: str, kind: str, recorded: int) -> bool:
@@ -96,6 +99,8 @@ class Controller:
                                 reason=state.reason or None, ended=ended, stable_version=state.stable_version or None,
                                 image_digest=state.image_digest or None, git_revision=state.git_revision or None)
         self.log(event_line(state, kind, data or {}))
+        if ended:
+            forget_secrets(self.store.path.parent, record.id)
         self._recorded += 1
         if _crash_now(os.environ.get(CRASH_AFTER_ENV, ""), kind, self._recorded):
             os.kill(os.getpid(), signal.SIGKILL)
@@ -125,6 +130,10 @@ class Controller:
     def start(self, version: str, policy: Policy | None = None) -> Record:
         """Create the rollout record (the fleet's lock) in PENDING; ticks do the rest."""
         policy = policy or self.fleet.policy
+        try:
+            check_version(version)
+        except ValueError as exc:
+            raise RolloutError(str(exc)) from exc
         active = self.store.active(self.fleet_key)
         if active is not None:
             raise RolloutError(f"rollout {active.id} of {active.version} is already active on this fleet "
@@ -134,10 +143,13 @@ class Controller:
             state = plan_rollout(self.fleet, policy, rollout_id, version, stable_version="")
         except PlanError as exc:
             raise RolloutError(f"the policy cannot be honoured on {self.fleet.source}: {exc}") from exc
+        if policy.notify_url:  # the stored state has it redacted; later ticks read it here
+            save_secret(self.store.path.parent, rollout_id, NOTIFY_SECRET, policy.notify_url)
         try:
             return self.store.create(rollout_id, self.fleet_key, version, None, state.phase.value,
                                      state.to_dict(), self.actor, self.clock.now())
         except ActiveRolloutError as exc:
+            forget_secrets(self.store.path.parent, rollout_id)
             raise RolloutError(str(exc)) from exc
 
     # -- the loop --------------------------------------------------------------------

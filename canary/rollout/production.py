@@ -10,12 +10,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from canary.adapters.lb_log import lb_access_log
+from canary.adapters.private_files import load_secret
 from canary.adapters.rollout_ports import AnsibleFleet, AnsibleProbe, HttpRegistry, LbTrafficPort
 from canary.adapters.store import Record, Store
 from canary.decisions.inventory import Fleet
 from canary.decisions.phases import EXIT_CODES, EXIT_ERROR, Phase
 from canary.decisions.policy import parse_policy
-from canary.rollout.controller import Controller
+from canary.decisions.redact import is_redacted
+from canary.rollout.controller import NOTIFY_SECRET, Controller
 from canary.rollout.ports import ShiftedClock, SystemClock
 
 # A file of seconds to add to the time promotion windows are judged at (tests, rehearsals).
@@ -34,7 +36,13 @@ def with_rollout_policy(fleet: Fleet, store: Store) -> Fleet:
     active = store.active(str(fleet.source.resolve()))
     if active is None or not active.state.get("policy"):
         return fleet
-    return replace(fleet, policy=parse_policy(active.state["policy"]))
+    policy = parse_policy(active.state["policy"])
+    # The state keeps the notify URL redacted; the real one is in a 0600 file next to the
+    # store (canary.adapters.private_files). Without it: VOXFLEET_NOTIFY_URL, or no notices.
+    saved = load_secret(store.path.parent, active.id, NOTIFY_SECRET)
+    # (a state written before the URL was kept apart holds the URL itself)
+    url = saved or ("" if is_redacted(policy.notify_url) else policy.notify_url)
+    return replace(fleet, policy=replace(policy, notify_url=url))
 
 
 def controller_for(fleet: Fleet, store: Store, log: Callable[[str], None] = print) -> Controller:

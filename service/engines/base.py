@@ -16,6 +16,10 @@ from service.model_dir import ModelManifest
 from service.text_support import TextSupport
 
 WARMUP_TEXT = "Warm-up: the quick brown fox jumps over the lazy dog."
+# For engines that cannot predict their own output: slow speech (English is read at about
+# 14 characters a second), and a Chinese character a syllable, about three letters' time.
+DEFAULT_CHARS_PER_SECOND = 10.0
+CJK_CHAR_WEIGHT = 3.0
 
 
 class EngineError(RuntimeError):
@@ -47,6 +51,17 @@ class Engine(Protocol):
     def describe(self) -> EngineInfo:
         """What runs: engine, version, sample rate, device, voices."""
 
+    def estimate_audio_s(self, text: str, speed: float) -> float:
+        """About how many seconds of audio `synthesize(text, voice, speed)` returns, without
+        synthesizing; pure, usable before `load`, erring long (the server caps requests by it)."""
+
     def text_support(self) -> TextSupport:
         """What text it can speak; pure and usable before `load`. The server refuses text
         `service.text_support.unspeakable` finds unspeakable, so `synthesize` never gets it."""
+
+
+def estimate_speech_s(text: str, speed: float, chars_per_second: float = DEFAULT_CHARS_PER_SECOND) -> float:
+    """A conservative length for speech of `text` at `speed`, for engines with no better estimate."""
+    weight = sum(CJK_CHAR_WEIGHT if "\u3000" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" else 1.0
+                 for ch in text)
+    return weight / (chars_per_second * speed)

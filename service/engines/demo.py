@@ -46,6 +46,9 @@ _PLOSIVES = set("bdgkpt")
 _PAUSES = {",": 0.18, ";": 0.22, ":": 0.22, ".": 0.35, "!": 0.35, "?": 0.35,
            "，": 0.18, "。": 0.35, "！": 0.35, "？": 0.35, "、": 0.15, "\n": 0.3}
 _SOUNDING = ("vowel", "nasal", "fricative", "plosive", "syllable")
+# A unit's length in characters' time (a pause has its own length in seconds, `_PAUSES`).
+_DURATION_FACTOR = {"vowel": 1.3, "syllable": 2.2, "plosive": 0.7, "gap": 0.6}
+ESTIMATE_MARGIN = 1.25  # the prosody net stretches a unit by up to 35%; over a text, under 25% (measured)
 
 
 class ProsodyNet(nn.Module):
@@ -159,6 +162,13 @@ class DemoEngine:
     def text_support(self) -> TextSupport:
         return TEXT_SUPPORT
 
+    def estimate_audio_s(self, text: str, speed: float) -> float:
+        """The units' nominal lengths, as `_render` sets them before the prosody net's stretch."""
+        base = ESTIMATE_MARGIN / (self.chars_per_second * speed)
+        min_unit = 2 * HOP / self.sample_rate
+        return sum(_PAUSES[ch] / speed if kind == "pause" else max(min_unit, base * _DURATION_FACTOR.get(kind, 1.0))
+                   for ch, kind in self._units(text))
+
     def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
         if self.net is None:
             raise EngineError("demo engine: synthesize called before load")
@@ -207,23 +217,21 @@ class DemoEngine:
         f0_list, form_list, voiced_list, noise_list, amp_list = [], [], [], [], []
         for i, (ch, kind) in enumerate(units):
             t = targets[i]
-            dur = base_dur * (1.0 + 0.35 * float(t[0]))
+            dur = base_dur * (1.0 + 0.35 * float(t[0])) * _DURATION_FACTOR.get(kind, 1.0)
             voiced, noise, amp = 1.0, self.breathiness, 1.0
             formants = (500.0, 1500.0, 2500.0)
             if kind == "vowel":
                 formants = _VOWELS.get(ch.lower(), (600.0, 1300.0, 2450.0))
-                dur *= 1.3
             elif kind == "syllable":
                 formants = list(_VOWELS.values())[ord(ch) % len(_VOWELS)]
-                dur *= 2.2
             elif kind == "nasal":
                 formants, amp = (300.0, 1200.0, 2500.0), 0.55
             elif kind == "fricative":
                 voiced, noise, amp, formants = 0.1, 0.9, 0.35, (2500.0, 4500.0, 6500.0)
             elif kind == "plosive":
-                voiced, noise, amp, dur = 0.3, 0.6, 0.4, dur * 0.7
+                voiced, noise, amp = 0.3, 0.6, 0.4
             elif kind == "gap":
-                voiced, noise, amp, dur = 0.0, 0.0, 0.0, dur * 0.6
+                voiced, noise, amp = 0.0, 0.0, 0.0
             else:  # pause
                 voiced, noise, amp, dur = 0.0, 0.0, 0.0, _PAUSES[ch] / speed
             frames = max(2, int(round(dur * frames_per_sec)))

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from service.engines.base import WARMUP_TEXT, EngineError, EngineInfo
+from service.engines.base import WARMUP_TEXT, EngineError, EngineInfo, estimate_speech_s
 from service.model_dir import ModelManifest
 from service.text_support import TextSupport
 
@@ -152,6 +152,9 @@ class VoxCPMEngine:
 
     def text_support(self) -> TextSupport:
         return TEXT_SUPPORT
+
+    def estimate_audio_s(self, text: str, speed: float) -> float:
+        return estimate_speech_s(text, speed)  # VoxCPM has no duration control; `change_speed` scales by 1/speed
 
     # -- helpers ------------------------------------------------------------------
     def _model_rate(self) -> int:

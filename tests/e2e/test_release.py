@@ -26,7 +26,7 @@ def build_model(version: str, variant: str | None = None) -> None:
 
 
 def in_registry(fleet, tag: str) -> str | None:
-    return registry.tag_digest(fleet.registry_push, fleet.repository, tag)
+    return registry.tag_digest(fleet.registry_push, fleet.repository, tag, fleet.registry_insecure)
 
 
 def test_a_tag_whose_model_fails_the_gate_is_never_pushed(sandbox, state_dir, tmp_path):

@@ -91,7 +91,8 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
         report = json.loads((tmp_path / f"gate-{NEW}.json").read_text())
         assert report["passed"] and report["baseline"] == "v1.2.0" and len(report["rows"]) == 5
         fleet_view = json.loads(rollout("fleet", "--json").stdout)
-        digest = registry.tag_digest(stable_fleet.registry_push, stable_fleet.repository, NEW)
+        digest = registry.tag_digest(stable_fleet.registry_push, stable_fleet.repository, NEW,
+                                     stable_fleet.registry_insecure)
         assert all(r["served_version"] == NEW and r["problem"] is None for r in fleet_view)
         assert all(r["image_digest"].endswith(digest) for r in fleet_view)
         shipped = json.loads(rollout("history", "--json", env=env).stdout)[0]

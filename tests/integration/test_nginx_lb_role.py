@@ -76,12 +76,12 @@ class LB:
         self.hostvars = hostvars
 
     def servers(self, canary_percent: int, canary: int = 1) -> list:
-        """`canary` nodes on v-new and the rest on v-old."""
-        return upstream_servers({a: "v-new" for a in self.nodes[:canary]},
-                                {a: "v-old" for a in self.nodes[canary:]}, canary_percent)
+        """`canary` nodes on v2.0.0 and the rest on v1.0.0."""
+        return upstream_servers({a: "v2.0.0" for a in self.nodes[:canary]},
+                                {a: "v1.0.0" for a in self.nodes[canary:]}, canary_percent)
 
     def play(self, canary_percent: int, canary: int = 1, **extra: Any) -> Run:
-        """Runs playbooks/traffic.yml with `canary` nodes on v-new and the rest on v-old."""
+        """Runs playbooks/traffic.yml with `canary` nodes on v2.0.0 and the rest on v1.0.0."""
         servers = self.servers(canary_percent, canary)
         extravars = {"traffic_servers": [dataclasses.asdict(s) for s in servers],
                      "traffic_canary_percent": canary_percent, **extra}

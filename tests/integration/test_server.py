@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def test_pcm_is_raw_16_bit_at_the_reported_rate(server):
 
 def test_long_input_is_split_and_over_the_limit_is_refused(server):
     sentence = "Every host gets the new voice only after the canary has proven itself. "
-    long_text = sentence * 55  # about 3,900 characters
+    long_text = sentence * 35  # about 2,500 characters, 3 minutes of audio: under the 5-minute cap
     response = speak(server, input=long_text, timeout=120)
     assert response.status_code == 200, response.text
     assert float(response.headers["x-audio-duration"]) > 150
@@ -293,3 +294,50 @@ def test_missing_or_corrupt_model_stops_the_server_naming_the_file(tmp_path, mod
     (corrupt / "weights.safetensors").unlink()
     result = run_server_until_exit(corrupt)
     assert result.returncode == 2 and "weights.safetensors: file listed in the manifest is missing" in result.stderr
+
+
+LONG_SENTENCE = "Every host gets the new voice only after the canary has proven itself. "  # 71 characters
+
+
+@pytest.mark.parametrize("text, speed, param", [
+    (LONG_SENTENCE * 57, 1.0, "input"),  # 4,047 characters: about 7 minutes even at normal speed
+    (LONG_SENTENCE * 12, 0.25, "speed"),  # 852 characters: over 5 minutes only at a quarter speed
+])
+def test_a_request_for_more_audio_than_the_cap_is_refused_before_synthesis(server, text, speed, param):
+    rejected = 'tts_rejected_requests_total{reason="invalid"}'
+    invalid_before, audio_before = metric(server, rejected), metric(server, "tts_audio_seconds_total")
+    response = speak(server, input=text, speed=speed, timeout=10)
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == (param, "audio_too_long")
+    assert "s of audio; the limit is 300 s" in error["message"]
+    assert response.headers["x-model-version"] == "v1.3.0"
+    assert metric(server, rejected) == invalid_before + 1
+    assert metric(server, "tts_audio_seconds_total") == audio_before  # nothing was synthesized
+
+
+def give_up_after(server: ServerProcess, text: str, seconds: float) -> str:
+    try:
+        return str(speak(server, input=text, timeout=seconds).status_code)
+    except httpx.TimeoutException:
+        return "gave up"
+
+
+def dropped(server: ServerProcess) -> float:
+    return sum(metric(server, f'tts_dropped_requests_total{{reason="{reason}"}}') for reason in ("cancelled", "stopped"))
+
+
+def test_clients_that_give_up_leave_no_work_behind_them(start_server):
+    busy = start_server("v1.3.0", TTS_UI="0", TTS_MAX_QUEUE="4")
+    long_text = LONG_SENTENCE * 28  # about 2,000 characters: seconds of synthesis each
+    with ThreadPoolExecutor(max_workers=4) as impatient:  # four clients, three tries each, 0.3 s of patience
+        outcomes = list(impatient.map(lambda i: give_up_after(busy, long_text, 0.3), range(12)))
+    assert outcomes.count("gave up") >= 8, outcomes
+    started = time.monotonic()
+    answers = [speak(busy, input=f"A patient client, request {i}.", timeout=30) for i in range(5)]
+    elapsed = time.monotonic() - started
+    assert [r.status_code for r in answers] == [200] * 5  # no 429 storm
+    assert elapsed < 8, f"5 short requests took {elapsed:.1f} s behind abandoned work"
+    assert dropped(busy) >= outcomes.count("gave up") - 1  # the last may have finished in between
+    assert metric(busy, 'tts_requests_total{route="speech",status="499"}') >= 1
+    assert metric(busy, 'tts_rejected_requests_total{reason="queue_full"}') <= 8

@@ -57,3 +57,11 @@ def test_bad_integers_name_the_variable(name, value):
 ])
 def test_model_aliases_are_split_on_commas_and_trimmed(raw, aliases):
     assert Settings.from_env({"TTS_MODEL_ALIASES": raw}).model_aliases == aliases
+
+
+def test_the_audio_cap_and_the_queue_deadline():
+    defaults = Settings.from_env({})
+    assert (defaults.max_audio_s, defaults.queue_deadline_s) == (300, 120)  # 5 minutes; the request timeout
+    assert Settings.from_env({"TTS_REQUEST_TIMEOUT_S": "30"}).queue_deadline_s == 30
+    s = Settings.from_env({"TTS_MAX_AUDIO_S": "60", "TTS_QUEUE_TIMEOUT_S": "5", "TTS_REQUEST_TIMEOUT_S": "30"})
+    assert (s.max_audio_s, s.queue_deadline_s, s.request_timeout_s) == (60, 5, 30)

@@ -310,3 +310,49 @@ def test_shedding_like_stable_passes_and_too_few_is_inconclusive():
     assert metric(judge(shedding(CANARY, 400, 20), shedding(STABLE, 400, 20), POLICY), "shed").verdict == "pass"
     few = metric(judge(shedding(CANARY, 10, None), shedding(STABLE, 400, None), POLICY), "shed")
     assert few.verdict == "inconclusive" and "only 10 canary attempts" in few.reason
+
+
+# ---- client faults never count against (or for) a version ---------------------------------
+
+CLIENT_FAULTS = (400, 413, 415, 422)
+
+
+def hostile(address: str, n: int) -> list[Attempt]:
+    """n fast refusals of one client's bad input: 400, 413, 415, 422 in turn."""
+    return [attempt(address, CLIENT_FAULTS[i % len(CLIENT_FAULTS)], 0.002, 10_000 + i) for i in range(n)]
+
+
+def test_a_hostile_stream_of_4xx_on_the_canary_never_fails_it():
+    canary = sample(1, CANARY, 400) + hostile(CANARY, 2000)
+    verdict = judge(canary, sample(2, STABLE, 400), POLICY)
+    errors = metric(verdict, "error_rate")
+    assert (errors.numbers["n"], errors.numbers["errors"]) == (400, 0)  # the 4xx are neither errors nor trials
+    assert metric(verdict, "shed").numbers["n"] == 400
+    assert verdict.verdict == "pass", verdict.summary
+
+
+def test_a_canary_that_only_saw_bad_input_is_inconclusive_never_failed_nor_passed():
+    verdict = judge(hostile(CANARY, 2000), sample(2, STABLE, 400), POLICY)
+    assert verdict.verdict == "inconclusive", verdict.summary
+    assert metric(verdict, "error_rate").reason == "no canary requests"
+
+
+def test_4xx_padding_cannot_dilute_a_broken_canarys_errors():
+    canary = sample(3, CANARY, 200, errors=30) + hostile(CANARY, 5000)  # 15% 502s, hidden in 5,200 attempts
+    errors = metric(judge(canary, sample(4, STABLE, 400), POLICY), "error_rate")
+    assert (errors.numbers["n"], errors.numbers["errors"]) == (200, 30)
+    assert errors.verdict == "fail"
+
+
+def test_client_faults_from_the_access_log_are_not_errors():
+    statuses = ["400", "413", "415", "422", "499", "429", "502", "-"]
+    rows = [json.dumps({"request_id": f"r{i}", "time": T0.isoformat(), "uri": "/v1/audio/speech", "method": "POST",
+                        "status": int(code) if code != "-" else 502, "upstream_addr": CANARY,
+                        "upstream_status": code, "upstream_response_time": "0.004"})
+            for i, code in enumerate(statuses)]
+    requests, malformed = parse_lines(rows)
+    assert malformed == 0
+    faults = [(a.status, a.client_fault, a.is_error, a.shed) for r in requests for a in r.attempts]
+    assert faults == [(400, True, False, False), (413, True, False, False), (415, True, False, False),
+                      (422, True, False, False), (499, True, False, False), (429, False, False, True),
+                      (502, False, True, False), (None, False, True, False)]

@@ -10,7 +10,7 @@ import pytest
 
 from service.config import Settings
 from service.runtime import ModelRuntime, worker_devices
-from service.worker import QueueFullError
+from service.worker import Abandoned, QueueFullError, QueueTimeoutError
 
 
 def ready_runtime(model_dir, workers: int, max_queue: int = 2) -> ModelRuntime:
@@ -46,4 +46,52 @@ def test_requests_spread_over_the_workers_and_each_queue_is_bounded(model_dirs):
         assert all(f.result(timeout=60).audio.size > 0 for f in queued)
         assert threads == {"inference-0", "inference-1"}
     finally:
+        runtime.stop()
+
+
+def test_a_synthesis_nobody_waits_for_stops_at_the_next_chunk_and_queued_ones_never_start(model_dirs):
+    runtime = ready_runtime(model_dirs["v1.3.0"], workers=1, max_queue=4)
+    engine, calls = runtime.engines[0], []
+    first_chunk, go_on = threading.Event(), threading.Event()
+    real = engine.synthesize
+
+    def slow_chunks(text: str, voice: str, speed: float):
+        calls.append(text)
+        first_chunk.set()
+        go_on.wait(30)
+        return real(text, voice, speed)
+
+    engine.synthesize = slow_chunks  # type: ignore[method-assign]
+    try:
+        running = runtime.submit("Every host waits for the canary. " * 40, "alloy", 1.0)  # 5 chunks
+        queued = [runtime.submit(f"Queued request {i}.", "alloy", 1.0) for i in range(3)]
+        assert first_chunk.wait(30)
+        for job in (running, *queued):
+            job.abandon()  # their clients left
+        go_on.set()
+        assert isinstance(running.exception(30), Abandoned)
+        assert len(calls) == 1 and all(job.cancelled() for job in queued)
+        exposition = runtime.metrics.exposition().decode()
+        assert 'tts_dropped_requests_total{reason="stopped"} 1.0' in exposition
+        assert 'tts_dropped_requests_total{reason="cancelled"} 3.0' in exposition
+        assert runtime.submit("Still serving.", "alloy", 1.0).result(60).audio.size > 0
+    finally:
+        go_on.set()
+        runtime.stop()
+
+
+def test_a_synthesis_that_waited_past_the_queue_deadline_is_dropped(model_dirs):
+    runtime = ModelRuntime(Settings(model_dir=model_dirs["v1.3.0"], workers=1, max_queue=2, queue_timeout_s=1))
+    for future in runtime.start():
+        future.result(timeout=120)
+    gate = threading.Event()
+    try:
+        runtime.workers[0].submit(lambda: gate.wait(30))  # the worker is busy for 1.5 s
+        stale = runtime.submit("Nobody waits this long.", "alloy", 1.0)
+        time.sleep(1.5)
+        gate.set()
+        assert isinstance(stale.exception(30), QueueTimeoutError)
+        assert 'tts_dropped_requests_total{reason="expired"} 1.0' in runtime.metrics.exposition().decode()
+    finally:
+        gate.set()
         runtime.stop()

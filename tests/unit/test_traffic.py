@@ -18,7 +18,7 @@ def hosts(prefix: str, n: int, version: str) -> dict[str, str]:
 
 def split_weights(canary: list[str], stable: list[str], percent: int) -> tuple[int, int]:
     """(weight of a canary server, weight of a stable server), equal capacities."""
-    servers = upstream_servers({a: "new" for a in canary}, {a: "old" for a in stable}, percent)
+    servers = upstream_servers({a: "v2.0.0" for a in canary}, {a: "v1.0.0" for a in stable}, percent)
     return next(s.weight for s in servers if s.role == "canary"), next(s.weight for s in servers if s.role == "stable")
 
 
@@ -42,24 +42,24 @@ def test_known_splits(c: int, s: int, percent: int, weights: tuple[int, int]):
 
 
 def test_zero_percent_marks_canaries_down():
-    servers = upstream_servers(hosts("c", 2, "new"), hosts("s", 3, "old"), 0)
+    servers = upstream_servers(hosts("c", 2, "v2.0.0"), hosts("s", 3, "v1.0.0"), 0)
     assert [(s.role, s.state, s.weight) for s in servers] == [("canary", "down", 1)] * 2 + [("stable", "up", 1)] * 3
-    assert expected_share(servers) == {"old": 1.0}
+    assert expected_share(servers) == {"v1.0.0": 1.0}
 
 
 def test_hundred_percent_keeps_stable_as_backup_for_retries():
-    servers = upstream_servers(hosts("c", 2, "new"), hosts("s", 3, "old"), 100)
+    servers = upstream_servers(hosts("c", 2, "v2.0.0"), hosts("s", 3, "v1.0.0"), 100)
     assert [(s.role, s.state, s.weight) for s in servers] == [("canary", "up", 1)] * 2 + [("stable", "backup", 1)] * 3
-    assert expected_share(servers) == {"new": 1.0}
+    assert expected_share(servers) == {"v2.0.0": 1.0}
 
 
 def test_stable_only_at_zero_and_canary_only_at_hundred():
-    assert [s.state for s in upstream_servers({}, hosts("s", 2, "old"), 0)] == ["up", "up"]
-    assert [(s.state, s.weight) for s in upstream_servers(hosts("c", 2, "new"), {}, 100)] == [("up", 1)] * 2
+    assert [s.state for s in upstream_servers({}, hosts("s", 2, "v1.0.0"), 0)] == ["up", "up"]
+    assert [(s.state, s.weight) for s in upstream_servers(hosts("c", 2, "v2.0.0"), {}, 100)] == [("up", 1)] * 2
 
 
 def test_canary_is_listed_first_whatever_the_order_of_the_maps():
-    servers = upstream_servers({"z:1": "new"}, {"a:1": "old", "b:1": "old"}, 50)
+    servers = upstream_servers({"z:1": "v2.0.0"}, {"a:1": "v1.0.0", "b:1": "v1.0.0"}, 50)
     assert [s.role for s in servers] == ["canary", "stable", "stable"]
 
 
@@ -79,21 +79,21 @@ def test_canary_is_listed_first_whatever_the_order_of_the_maps():
 )
 def test_bad_inputs_are_refused_with_the_reason(canary, stable, percent, message):
     with pytest.raises(ValueError, match=message):
-        upstream_servers({a: "new" for a in canary}, {a: "old" for a in stable}, percent)
+        upstream_servers({a: "v2.0.0" for a in canary}, {a: "v1.0.0" for a in stable}, percent)
 
 
 def test_upstream_servers_refuses_an_address_in_both_maps():
     with pytest.raises(ValueError, match="h:6006 listed as both"):
-        upstream_servers({"h:6006": "new"}, {"h:6006": "old"}, 10)
+        upstream_servers({"h:6006": "v2.0.0"}, {"h:6006": "v1.0.0"}, 10)
 
 
 def test_expected_share_ignores_down_and_backup_servers():
     servers = [
-        UpstreamServer("a", "canary", "new", 5, "down"),
-        UpstreamServer("b", "stable", "old", 1, "up"),
-        UpstreamServer("c", "stable", "older", 3, "backup"),
+        UpstreamServer("a", "canary", "v2.0.0", 5, "down"),
+        UpstreamServer("b", "stable", "v1.0.0", 1, "up"),
+        UpstreamServer("c", "stable", "v0.9.0", 3, "backup"),
     ]
-    assert expected_share(servers) == {"old": 1.0}
+    assert expected_share(servers) == {"v1.0.0": 1.0}
     assert expected_share([]) == {}
 
 
@@ -103,15 +103,15 @@ shares = st.integers(min_value=1, max_value=99)
 
 @given(c=counts, s=counts, percent=shares)
 def test_the_canary_gets_exactly_its_share(c: int, s: int, percent: int):
-    servers = upstream_servers(hosts("c", c, "new"), hosts("s", s, "old"), percent)
+    servers = upstream_servers(hosts("c", c, "v2.0.0"), hosts("s", s, "v1.0.0"), percent)
     share = expected_share(servers)
-    assert abs(share["new"] - percent / 100) <= 1e-9
-    assert abs(share["old"] - (100 - percent) / 100) <= 1e-9
+    assert abs(share["v2.0.0"] - percent / 100) <= 1e-9
+    assert abs(share["v1.0.0"] - (100 - percent) / 100) <= 1e-9
 
 
 @given(c=counts, s=counts, percent=shares)
 def test_weights_are_positive_reduced_and_within_nginx_limits(c: int, s: int, percent: int):
-    servers = upstream_servers(hosts("c", c, "new"), hosts("s", s, "old"), percent)
+    servers = upstream_servers(hosts("c", c, "v2.0.0"), hosts("s", s, "v1.0.0"), percent)
     weights = [server.weight for server in servers]
     assert all(isinstance(w, int) and w >= 1 for w in weights)
     assert all(server.state == "up" for server in servers)
@@ -122,26 +122,26 @@ def test_weights_are_positive_reduced_and_within_nginx_limits(c: int, s: int, pe
 @given(c=st.integers(0, 20), s=st.integers(0, 20), percent=st.integers(0, 100))
 def test_every_valid_input_gives_one_server_per_address_canary_first(c: int, s: int, percent: int):
     try:
-        servers = upstream_servers(hosts("c", c, "new"), hosts("s", s, "old"), percent)
+        servers = upstream_servers(hosts("c", c, "v2.0.0"), hosts("s", s, "v1.0.0"), percent)
     except ValueError:
         assert (s == 0 and percent < 100) or (c == 0 and percent > 0)
         return
     assert [server.role for server in servers] == ["canary"] * c + ["stable"] * s
     assert all(server.weight >= 1 for server in servers)
     assert any(server.state == "up" for server in servers)
-    assert expected_share(servers).get("new", 0.0) == pytest.approx(percent / 100)
+    assert expected_share(servers).get("v2.0.0", 0.0) == pytest.approx(percent / 100)
 
 
 def test_weights_follow_capacity_within_each_side():
     capacity = {"c1": Fraction(1), "s1": Fraction(1), "s2": Fraction(2)}
-    servers = upstream_servers({"c1": "new"}, {"s1": "old", "s2": "old"}, 10, capacity)
+    servers = upstream_servers({"c1": "v2.0.0"}, {"s1": "v1.0.0", "s2": "v1.0.0"}, 10, capacity)
     assert [(s.address, s.weight) for s in servers] == [("c1", 1), ("s1", 3), ("s2", 6)]
-    by_capacity = upstream_servers({"c1": "new"}, {"s1": "old", "s2": "old"}, None, capacity)
+    by_capacity = upstream_servers({"c1": "v2.0.0"}, {"s1": "v1.0.0", "s2": "v1.0.0"}, None, capacity)
     assert [s.weight for s in by_capacity] == [1, 1, 2] and canary_percent_of(by_capacity) == 25
 
 
 def test_a_drained_server_is_down_and_the_others_carry_its_load():
-    servers = upstream_servers({"c1": "new"}, {"s1": "old", "s2": "old"}, None, out=["s2"])
+    servers = upstream_servers({"c1": "v2.0.0"}, {"s1": "v1.0.0", "s2": "v1.0.0"}, None, out=["s2"])
     assert [(s.address, s.weight, s.state) for s in servers] == [("c1", 1, "up"), ("s1", 1, "up"),
                                                                    ("s2", 1, "down")]
     assert canary_percent_of(servers) == 50
@@ -149,4 +149,39 @@ def test_a_drained_server_is_down_and_the_others_carry_its_load():
 
 @given(c=counts, s=counts, percent=shares)
 def test_the_share_the_role_is_told_matches_the_weights(c: int, s: int, percent: int):
-    assert canary_percent_of(upstream_servers(hosts("c", c, "new"), hosts("s", s, "old"), percent)) == percent
+    assert canary_percent_of(upstream_servers(hosts("c", c, "v2.0.0"), hosts("s", s, "v1.0.0"), percent)) == percent
+
+
+# --- a version reaches the LB's config only as a semantic version --------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["v1.3.0\n    server 6.6.6.6:80 weight=100;", "v1.3.0;", "v1.3.0 #", "1.3",
+                                     "v1.3.0\n", "new", "v١.2.3", "v1.3.0-rc.1}"])
+def test_a_version_that_is_not_semantic_is_refused_naming_it(version):
+    with pytest.raises(ValueError) as refused:
+        upstream_servers({"c1:6006": version}, {"s1:6006": "v1.2.0"}, 10)
+    assert repr(version) in str(refused.value) and "semantic version" in str(refused.value)
+    with pytest.raises(ValueError, match="semantic version"):
+        UpstreamServer("s1:6006", "stable", version, 1, "up")
+
+
+@pytest.mark.parametrize("version", ["v1.3.0", "1.3.0", "v1.3.0-rc.1", "v10.20.30-beta-2.x", ""])
+def test_semantic_versions_and_a_not_yet_known_one_pass(version):
+    assert upstream_servers({"c1:6006": "v9.0.0"}, {"s1:6006": version}, 10)[1].version == version
+
+
+def test_a_rollout_of_an_injected_version_is_refused_before_anything(world):
+    from canary.rollout.controller import RolloutError
+
+    sim, store, controller, clock = world
+    with pytest.raises(RolloutError) as refused:
+        controller().start("v1.3.0\n    server 6.6.6.6:80;")
+    assert "'v1.3.0\\n    server 6.6.6.6:80;' is not a semantic version" in str(refused.value)
+    assert store.all_active() == []
+
+
+def test_the_rendered_split_names_each_version_in_a_comment():
+    from canary.adapters.lb_traffic import render_traffic, role_settings
+
+    rendered = render_traffic(role_settings({}), upstream_servers({"c1:6006": "v1.3.0"}, {"s1:6006": "v1.2.0"}, 10), 10)
+    assert "# canary v1.3.0" in rendered and "# stable v1.2.0" in rendered
