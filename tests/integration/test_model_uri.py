@@ -8,6 +8,7 @@ root, tmpfs /tmp, canary.local_container's flags) with a host cache directory mo
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import subprocess
 import sys
@@ -125,9 +126,12 @@ def image(artifact: dict[str, str]) -> str:
 @pytest.fixture(scope="module")
 def published(artifact: dict[str, str], image: str) -> Iterator[str]:
     """The artifact's URL on the docker0 bridge's gateway, which containers reach."""
-    inspect = docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}")
+    inspect = docker("network", "inspect", "bridge", "--format", "{{json .IPAM.Config}}")
     assert inspect.returncode == 0, inspect.stderr
-    with http_server(Path(artifact["dir"]), inspect.stdout.strip()) as base:
+    config = json.loads(inspect.stdout)[0]
+    # Some engines (Debian's 20.10) leave Gateway out: the bridge takes the subnet's first address.
+    gateway = config.get("Gateway") or str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
+    with http_server(Path(artifact["dir"]), gateway) as base:
         yield f"{base}/{artifact['name']}"
 
 
