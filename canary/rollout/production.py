@@ -54,6 +54,10 @@ def controller_for(fleet: Fleet, store: Store, log: Callable[[str], None] = prin
                       calendar=ShiftedClock(clock, Path(shift_file)) if shift_file else None)
 
 
+# Phases judged every interval_s (steps, and promotion batches against the old version).
+JUDGED_PHASES = (Phase.TRAFFIC, Phase.PROMOTING)
+
+
 def follow(controller: Controller, record: Record) -> int:
     """Tick until the rollout ends or pauses; Ctrl-C leaves it resumable."""
     interrupted = {"flag": False}
@@ -67,7 +71,7 @@ def follow(controller: Controller, record: Record) -> int:
                 print(f"{record.id}: {phase.value} — {record.reason or ''}")
                 controller.notifier.flush()
                 return EXIT_CODES[phase]
-            if phase is Phase.TRAFFIC:
+            if phase in JUDGED_PHASES:  # the next look needs new evidence: one interval
                 controller.clock.sleep(float(record.state["policy"]["interval_s"]))
             elif record.revision == before:  # another process holds the tick: wait for it
                 controller.clock.sleep(1.0)
