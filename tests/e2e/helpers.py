@@ -53,6 +53,8 @@ def wait_for(env: dict[str, str], ready: Callable[[dict[str, Any]], bool], timeo
         view = status_json(env)
         if ready(view):
             return view
+        if view.get("phase") in TERMINAL:  # it ended otherwise: no use waiting
+            break
         time.sleep(1)
     raise AssertionError(f"timed out waiting for {what or ready}; last status: {json.dumps(view)[:2000]}")
 
