@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from canary.adapters import fleet as fleet_ops
+from canary.adapters.lb_traffic import LbTraffic
 from canary.decisions.inventory import Fleet
 from canary.decisions.plan import layout_servers, plan_rollout, planned_layouts
 from canary.decisions.traffic import UpstreamServer, canary_percent_of, upstream_servers
@@ -57,7 +58,8 @@ def new_plan(fleet: Fleet, steps: list[int]) -> list[tuple[str, list[UpstreamSer
 
 def run_stage(fleet: Fleet, name: str, servers: list[UpstreamServer], rps: float, seconds: float,
               unit_rps: float) -> StageResult:
-    fleet_ops.set_servers(fleet, servers, canary_percent_of(servers))
+    for lb in fleet.lbs:  # the controller's own fast path (the role installed it at deploy)
+        LbTraffic(fleet, lb).apply(servers, canary_percent_of(servers))
     result = LoadGenerator(fleet.lb_public_url, rps=rps).run(duration_s=seconds)
     capacity = {n.name: float(n.capacity) * unit_rps for n in fleet.nodes}
     load = {host: result.by_host().get(host, 0) / seconds / capacity[host] for host in capacity}
