@@ -385,26 +385,25 @@ class Controller:
         self._apply_layout(state, record)  # readmit it with the new version
         return self._save(record, state, "batch switched", {"hosts": switched, "batch": state.batch_index})
 
-    def _shortfall(self, state: RolloutState, out: list[str]) -> str:
-        """What the hosts left in service lack to carry the measured load ("" when it fits
-        or capacity_unit_rps is unknown)."""
+    def _shortfall(self, state: RolloutState, out: list[str], rate: float | None = None) -> str:
+        """What the hosts left in service lack to carry the load the LB measured (`rate`, read
+        when not given); "" when it fits or capacity_unit_rps is unknown (0)."""
         unit_rps = float(state.policy.get("capacity_unit_rps") or 0)
         if not unit_rps or not out:
             return ""
-        rate = self.metrics.request_rate(LOAD_WINDOW_S)
+        rate = self.metrics.request_rate(LOAD_WINDOW_S) if rate is None else rate
         return drain_shortfall(state.capacities(), set(out), rate, unit_rps) or ""
 
     def _fitting(self, state: RolloutState, batch: list[str]) -> tuple[list[str], str]:
         """(the longest head of `batch` the hosts left in service can do without, and why not
         more) by the request rate the LB measures now and policy capacity_unit_rps; with
         that unset (0), the plan's shares alone decide."""
-        unit_rps = float(state.policy.get("capacity_unit_rps") or 0)
-        if not unit_rps:
+        if not float(state.policy.get("capacity_unit_rps") or 0):
             return batch, ""
-        rate = self.metrics.request_rate(LOAD_WINDOW_S)
+        rate = self.metrics.request_rate(LOAD_WINDOW_S)  # once for every size tried
         why = ""
         for size in range(len(batch), 0, -1):
-            why = drain_shortfall(state.capacities(), set(batch[:size]), rate, unit_rps) or ""
+            why = self._shortfall(state, batch[:size], rate)
             if not why:
                 return batch[:size], ""
         return [], why

@@ -7,8 +7,6 @@ import argparse
 import json
 import logging
 import stat
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from canary.decisions.status import status_view
 from canary.rollout.controller import NOTIFY_SECRET, Controller
 from canary.rollout.production import with_rollout_policy
 from tests.unit.fakes import POLICY, FakeClock, SimulatedFleet, make_fleet, run
+from tests.unit.webhook import webhook_server
 
 TOKEN = "T000/B000/s3cr3tT0ken"
 HOOK = f"https://user:pw@hooks.example.com:8443/services/{TOKEN}?x=1"
@@ -48,21 +47,8 @@ def test_a_url_is_redacted_to_its_scheme_and_host(url, shown):
 @pytest.fixture
 def webhook():
     """(a webhook URL with a token in its path, the notices it received)."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            received.append({"path": self.path, **json.loads(self.rfile.read(int(self.headers["Content-Length"])))})
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/services/{TOKEN}", received
-    server.shutdown()
+    with webhook_server(f"/services/{TOKEN}") as hook:
+        yield hook
 
 
 @pytest.fixture
