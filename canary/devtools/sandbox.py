@@ -207,7 +207,7 @@ MEASURED_UNIT_RPS = 11.0 / 3
 SANDBOX_UNIT_RPS = 3.5
 
 
-def inventory_document(spec: SandboxSpec) -> dict:
+def inventory_document(spec: SandboxSpec, controller_address: str = "127.0.0.1") -> dict:
     nodes = {
         f"node{i}": {
             "ansible_host": "127.0.0.1", "ansible_port": spec.ssh_base_port + i,
@@ -241,7 +241,11 @@ def inventory_document(spec: SandboxSpec) -> dict:
         "children": {
             "tts_nodes": {"hosts": nodes},
             "lb": {"hosts": {"lb1": {"ansible_host": "127.0.0.1", "ansible_port": spec.ssh_base_port,
-                                     "sandbox_container": spec.lb, "sandbox_http_port": spec.http_port}}},
+                                     "sandbox_container": spec.lb, "sandbox_http_port": spec.http_port,
+                                     # this machine reaches the LB's published port from the
+                                     # network's gateway: it may read /version and /metrics;
+                                     # the other containers on the network may not
+                                     "nginx_lb_operations_allow": ["127.0.0.1", controller_address]}}},
         },
     }}
 
@@ -256,7 +260,7 @@ def _write_if_changed(path: Path, text: str) -> bool:
 
 def write_inventory(spec: SandboxSpec, inventory_dir: Path) -> bool:
     header = "# Written by `rollout sandbox up`; regenerated on every run, ignored by git.\n"
-    body = yaml.safe_dump(inventory_document(spec), sort_keys=False)
+    body = yaml.safe_dump(inventory_document(spec, network_gateway(spec.network)), sort_keys=False)
     changed = _write_if_changed(inventory_dir / "hosts.yml", header + body)
     state = json.dumps(asdict(spec), indent=2) + "\n"
     return _write_if_changed(_private(inventory_dir) / "state.json", state) or changed
@@ -282,6 +286,16 @@ def up(spec: SandboxSpec, inventory_dir: Path, repo_root: Path, log: TextIO | No
         _wait_node_engine(name)
     outcome["inventory"] = "written" if write_inventory(spec, inventory_dir) else "unchanged"
     return outcome
+
+
+def network_gateway(network: str) -> str:
+    """The address this machine has on the sandbox network (what the LB sees it as)."""
+    shown = _docker("network", "inspect", "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}", network,
+                    check=True)
+    gateways = shown.stdout.split()
+    if not gateways:
+        raise SandboxError(f"docker network {network} has no gateway address")
+    return gateways[0]
 
 
 def _sandbox_containers(prefix: str) -> list[str]:

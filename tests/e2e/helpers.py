@@ -49,12 +49,16 @@ def wait_for(env: dict[str, str], ready: Callable[[dict[str, Any]], bool], timeo
              what: str = "") -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     view: dict[str, Any] = {}
+    ended_before = None  # a rollout already over when the wait began is not the one awaited
     while time.monotonic() < deadline:
         view = status_json(env)
         if ready(view):
             return view
-        if view.get("phase") in TERMINAL:  # it ended otherwise: no use waiting
-            break
+        if view.get("phase") in TERMINAL:
+            if ended_before is None:
+                ended_before = view.get("id")
+            elif view.get("id") != ended_before:  # the awaited one ended otherwise: no use waiting
+                break
         time.sleep(1)
     raise AssertionError(f"timed out waiting for {what or ready}; last status: {json.dumps(view)[:2000]}")
 

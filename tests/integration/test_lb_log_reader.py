@@ -159,13 +159,16 @@ def test_any_interleaving_reads_each_line_once(tmp_path_factory, actions):
     cursor = r.cursor()
     written: list[str] = []
     seen: list[str] = []
+    reopened = True  # nginx writes to the file it opened until it is told to reopen
     for action in actions:
         if action == "write":
             written += log.write(2)
-        elif action == "late" and old.exists() and log.path.stat().st_size == 0:
+            reopened = True
+        elif action == "late" and old.exists() and not reopened:
             written += log.write(1, to=old)  # nginx writes to the old file until it reopens
         elif action == "rotate" and cursor["generation"] == r.cursor()["generation"]:
             log.rotate()  # logrotate keeps one old file; reads (every few seconds) outpace rotations
+            reopened = False
         elif action == "truncate":
             cursor = drain(r, cursor, seen)
             log.path.write_bytes(b"")

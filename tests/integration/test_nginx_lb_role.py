@@ -13,8 +13,10 @@ import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -80,9 +82,9 @@ class LB:
         return upstream_servers({a: "v2.0.0" for a in self.nodes[:canary]},
                                 {a: "v1.0.0" for a in self.nodes[canary:]}, canary_percent)
 
-    def play(self, canary_percent: int, canary: int = 1, **extra: Any) -> Run:
-        """Runs playbooks/traffic.yml with `canary` nodes on v2.0.0 and the rest on v1.0.0."""
-        servers = self.servers(canary_percent, canary)
+    def play(self, canary_percent: int, canary: int = 1, servers: list | None = None, **extra: Any) -> Run:
+        """Runs playbooks/traffic.yml with `servers`, by default `canary` nodes on v2.0.0 and the rest on v1.0.0."""
+        servers = servers or self.servers(canary_percent, canary)
         extravars = {"traffic_servers": [dataclasses.asdict(s) for s in servers],
                      "traffic_canary_percent": canary_percent, **extra}
         path = self.tmp / "extravars.json"
@@ -246,3 +248,134 @@ def test_the_controller_renders_the_split_byte_for_byte_as_the_role_does(lb: LB)
         assert ours == lb.live_traffic().decode(), percent
         _, headers, _ = lb.get("/lb-health")
         assert f'default "{headers["X-LB-Traffic"]}";' in ours
+
+
+# An upstream that answers every request with one status and version, for 120 s. It runs
+# inside a node container, so the LB reaches it as the fleet's servers are reached.
+STUB_UPSTREAM = """
+import http.server, os, sys, threading
+status, version, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+class Answer(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'{"stub": true}'
+        self.send_response(status)
+        self.send_header("X-Model-Version", version)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST
+    def log_message(self, *args):
+        pass
+threading.Timer(120, os._exit, [0]).start()
+http.server.ThreadingHTTPServer(("", port), Answer).serve_forever()
+"""
+
+
+def _start_stub(address: str, status: int, version: str) -> str:
+    """Serves `status` on `address`'s host at a new port; returns that upstream address."""
+    host = address.rsplit(":", 1)[0]
+    port = {500: 6099, 200: 6098}[status]
+    subprocess.run(["docker", "exec", "-d", host, "python3", "-c", STUB_UPSTREAM, str(status), version, str(port)],
+                   check=True, capture_output=True, timeout=30)
+    return f"{host}:{port}"
+
+
+def _wait_answering(lb: LB, attempts: int = 50) -> None:
+    for _ in range(attempts):
+        if lb.get("/healthz")[0] == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the stub upstreams never answered through the LB")
+
+
+def _post_speech(lb: LB) -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{lb.http_port}/v1/audio/speech", data=b'{"input": "hi"}',
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers["X-Request-Id"]
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers["X-Request-Id"]
+
+
+def _error_log_lines(lb: LB) -> int:
+    return int(lb.module("ansible.builtin.command", "wc -l /var/log/nginx/error.log")["stdout"].split()[0])
+
+
+def _error_log_since(lb: LB, line: int) -> str:
+    return lb.module("ansible.builtin.command", f"tail -n +{line + 1} /var/log/nginx/error.log")["stdout"]
+
+
+def test_answers_never_take_a_server_out_and_a_failing_version_is_retried_once_on_the_other(lb: LB):
+    canary = _start_stub(lb.nodes[0], 500, "v2.0.0")
+    stable = [_start_stub(address, 200, "v1.0.0") for address in lb.nodes[1:]]
+    servers = upstream_servers({canary: "v2.0.0"}, {a: "v1.0.0" for a in stable}, 50)
+    run = lb.play(50, servers=servers)
+    assert run.rc == 0, run.failures(lb.host)
+    logged_as = run.task("Report nginx_lb_report", lb.host)["ansible_facts"]["nginx_lb_report"]["logged_as"]
+    canary_peers, stable_peers = set(logged_as[canary]), {p for a in stable for p in logged_as[a]}
+    _wait_answering(lb)
+    errors_before = _error_log_lines(lb)
+
+    answers = [_post_speech(lb) for _ in range(40)]  # well within fail_timeout: 3 counted fails would take it out
+
+    assert [status for status, _ in answers] == [200] * 40
+    by_id = {e["request_id"]: e for e in map(json.loads, lb.access_log().splitlines())}
+    attempts = [(by_id[rid]["upstream_addr"], by_id[rid]["upstream_status"]) for _, rid in answers]
+    on_canary = [(addr, status) for addr, status in attempts if addr.split(" : ")[0] in canary_peers]
+    assert len(on_canary) >= 10, attempts  # it kept its share: never marked down
+    for addr, status in on_canary:  # each failure retried once, on the other version
+        first, second = addr.split(" : ")
+        assert status == "500 : 200" and second in stable_peers, (addr, status)
+    assert all(status == "200" for addr, status in attempts if (addr, status) not in on_canary)
+    assert "temporarily disabled" not in _error_log_since(lb, errors_before)
+
+
+def test_an_unreachable_server_is_still_taken_out_and_its_requests_served_elsewhere(lb: LB):
+    stable = [_start_stub(address, 200, "v1.0.0") for address in lb.nodes[1:]]
+    dead = f"{lb.nodes[0].rsplit(':', 1)[0]}:6097"  # nothing listens there: connection refused
+    run = lb.play(50, servers=upstream_servers({dead: "v2.0.0"}, {a: "v1.0.0" for a in stable}, 50))
+    assert run.rc == 0, run.failures(lb.host)
+    _wait_answering(lb)
+    errors_before = _error_log_lines(lb)
+    assert [_post_speech(lb)[0] for _ in range(20)] == [200] * 20
+    assert "upstream server temporarily disabled" in _error_log_since(lb, errors_before)
+
+
+def test_operations_routes_and_uploads_are_closed_to_other_addresses(lb: LB):
+    stable = [_start_stub(address, 200, "v1.0.0") for address in lb.nodes]
+    assert lb.play(0, servers=upstream_servers({}, {a: "v1.0.0" for a in stable}, 0)).rc == 0
+    _wait_answering(lb)
+    outsider = lb.nodes[0].rsplit(":", 1)[0]  # a container on the network: not in nginx_lb_operations_allow
+    lb_name = lb.hostvars["sandbox_container"]
+
+    def from_outsider(path: str, *curl: str) -> str:
+        shown = subprocess.run(["docker", "exec", outsider, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                *curl, f"http://{lb_name}:80{path}"], capture_output=True, text=True, timeout=30)
+        return shown.stdout
+
+    for path in ("/version", "/metrics", "/docs", "/openapi.json"):
+        assert from_outsider(path) == "403", path
+        assert lb.get(path)[0] == 200, path  # this machine is the controller: allowed
+    assert from_outsider("/readyz") == "200"
+    assert from_outsider("/v1/audio/speech", "-X", "POST", "-d", "{}") == "200"
+    for path in ("/ui/gradio_api/upload", "/ui/upload"):
+        assert from_outsider(path, "-X", "POST", "-F", "files=@/etc/hostname") == "403", path
+
+
+def test_idle_and_half_sent_connections_are_closed(lb: LB):
+    assert lb.play(10, nginx_lb_client_timeout="2s").rc == 0
+    idle = socket.create_connection(("127.0.0.1", lb.http_port), timeout=15)
+    half = socket.create_connection(("127.0.0.1", lb.http_port), timeout=15)
+    half.sendall(b"POST /v1/audio/speech HTTP/1.1\r\nHost: lb\r\nContent-Length: 100\r\n\r\n{\"in")
+    started = time.monotonic()
+    for conn in (idle, half):
+        with conn:
+            try:
+                while conn.recv(4096):  # a 408 may come first; then the close
+                    pass
+            except ConnectionResetError:
+                pass
+    assert time.monotonic() - started < 10  # closed by the 2 s timeouts, not by the 15 s client timeout
