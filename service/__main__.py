@@ -16,6 +16,7 @@ def main() -> int:
     from service.api import create_app
     from service.config import Settings, SettingsError
     from service.engines import EngineError
+    from service.http_protocol import with_read_timeout
     from service.model_dir import ModelDirError
     from service.model_source import ModelSourceError, resolve_model
     from service.runtime import ModelRuntime
@@ -38,8 +39,8 @@ def main() -> int:
     logging.getLogger("service").info("serving %s %s (%s) on %s:%d", runtime.manifest.name,
                                       runtime.manifest.version, runtime.manifest.sha256[:12],
                                       settings.host, settings.port)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
-                timeout_graceful_shutdown=10)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=10,
+                http=with_read_timeout(settings.read_timeout_s), timeout_keep_alive=settings.keep_alive_s)
     return 0
 
 

@@ -75,6 +75,9 @@ class Settings:
     max_audio_s: int = 300  # TTS_MAX_AUDIO_S: longest audio one request may ask for (predicted before synthesis)
     queue_timeout_s: int = 0  # TTS_QUEUE_TIMEOUT_S: queued longer, never started; 0: the request timeout
     ui_queue: int = 16
+    read_timeout_s: int = 10  # TTS_READ_TIMEOUT_S: a request not read whole by then closes its connection
+    keep_alive_s: int = 5  # TTS_KEEP_ALIVE_S: an idle connection between requests is closed after this
+    ui_cache_max_age_s: int = 600  # TTS_UI_CACHE_MAX_AGE_S: the UI's answers are deleted from its cache after this
     model_aliases: tuple[str, ...] = ("tts-1", "tts-1-hd")
     image_tag: str = ""
     git_revision: str = ""
@@ -110,6 +113,9 @@ class Settings:
             max_audio_s=_int(env, "TTS_MAX_AUDIO_S", 300),
             queue_timeout_s=_int(env, "TTS_QUEUE_TIMEOUT_S", 0, minimum=0),
             ui_queue=_int(env, "TTS_UI_QUEUE", 16),
+            read_timeout_s=_int(env, "TTS_READ_TIMEOUT_S", 10),
+            keep_alive_s=_int(env, "TTS_KEEP_ALIVE_S", 5),
+            ui_cache_max_age_s=_int(env, "TTS_UI_CACHE_MAX_AGE_S", 600),
             model_aliases=tuple(a.strip() for a in aliases.split(",") if a.strip()),
             image_tag=env.get("IMAGE_TAG", ""),
             git_revision=env.get("GIT_REVISION", ""),

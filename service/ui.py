@@ -17,6 +17,8 @@ from service.runtime import BadAudioError, ModelRuntime, NotReadyError
 from service.speech_request import MAX_SPEED, MIN_SPEED, RequestError, RequestRules, parse_speech_request
 from service.worker import QueueFullError, QueueTimeoutError
 
+UPLOAD_LIMIT_BYTES = 1
+
 
 def build_ui(runtime: ModelRuntime) -> gr.Blocks:
     manifest, settings = runtime.manifest, runtime.settings
@@ -37,7 +39,10 @@ def build_ui(runtime: ModelRuntime) -> gr.Blocks:
         pcm = (np.clip(result.audio, -1.0, 1.0) * 32767).astype(np.int16)
         return result.sample_rate, pcm
 
-    with gr.Blocks(title=f"voxfleet TTS {manifest.version}") as ui:
+    # Each answer is written to Gradio's cache (/tmp, a small tmpfs in the container): files
+    # older than ui_cache_max_age_s go, checked as often.
+    cache = (settings.ui_cache_max_age_s, settings.ui_cache_max_age_s)
+    with gr.Blocks(title=f"voxfleet TTS {manifest.version}", delete_cache=cache) as ui:
         gr.Markdown(f"## voxfleet text to speech\nModel **{manifest.name} {manifest.version}** "
                     f"(`{manifest.sha256[:12]}`), engine {manifest.engine}")
         text = gr.Textbox(label="Text", lines=4, max_length=settings.max_input_chars,
@@ -53,4 +58,5 @@ def build_ui(runtime: ModelRuntime) -> gr.Blocks:
 
 
 def mount_ui(app: FastAPI, runtime: ModelRuntime, path: str) -> FastAPI:
-    return gr.mount_gradio_app(app, build_ui(runtime), path=path, footer_links=["api"])
+    # The UI's only input is text: Gradio's upload route takes nothing (413).
+    return gr.mount_gradio_app(app, build_ui(runtime), path=path, footer_links=["api"], max_file_size=UPLOAD_LIMIT_BYTES)

@@ -175,3 +175,10 @@ class WebhookReceiver:
 
     def close(self) -> None:
         self._server.shutdown()
+
+
+def lb_error_log() -> str:
+    """The sandbox LB's nginx error log (where it says when it takes a server out)."""
+    shown = subprocess.run(["docker", "exec", "voxfleet-lb", "cat", "/var/log/nginx/error.log"],
+                           capture_output=True, text=True, timeout=60, check=True)
+    return shown.stdout

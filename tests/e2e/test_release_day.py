@@ -2,7 +2,9 @@
 measured capacity: a tag goes through `rollout release` to every host while every tick
 driving it is killed right after it records something and a promotion window holds the
 canary; then the operator rolls back, kills the foreground controller, pauses, resumes,
-sets a weight and promotes by hand. Nothing the clients send may fail or be shed."""
+sets a weight and promotes by hand. Nothing the clients send may fail or be shed, while
+another client sends 20 requests a second of input the service must refuse (4xx only, no
+server taken out, no rollout rolled back for it)."""
 
 from __future__ import annotations
 
@@ -30,12 +32,14 @@ from tests.e2e.helpers import (
     at_step,
     crash_at_every_event,
     events,
+    lb_error_log,
     show,
     status_json,
     versions,
     wait_for,
     weights_live,
 )
+from tests.e2e.hostile import HostileClient
 from tests.sandbox_fleet import REPO, rollout
 
 pytestmark = pytest.mark.sandbox
@@ -61,6 +65,9 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
     shift.write_text(str(HOLD_S))
     env = {**state_dir, "VOXFLEET_CALENDAR_SHIFT_FILE": str(shift)}
     load = LoadGenerator(stable_fleet.lb_public_url, rps=LOAD_RPS).start(duration_s=3600)
+    # all the while, another client sends only input the service must refuse
+    hostile = HostileClient(stable_fleet.lb_public_url, rps=20).__enter__()
+    errors_before = lb_error_log()
     try:
         released = rollout("release", NEW, *DEMO_POLICY, "--detach", "--report", str(tmp_path),
                            "--set", f"promotion_window={promotion_window()}", "--set", "promotion_timezone=UTC",
@@ -110,9 +117,15 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
         operator_day(env, stable_fleet, hook)
     finally:
         traffic = load.stop()
+        hostile.__exit__()
         hook.close()
     print("under load:", traffic.summary())
+    print(hostile.summary())
     assert not traffic.failed, traffic.summary()
+    assert not hostile.server_errors, hostile.server_errors[:5]
+    assert all(400 <= status < 500 for status in hostile.statuses) and sum(hostile.statuses.values()) > 1000
+    taken_out = [line for line in lb_error_log()[len(errors_before):].splitlines() if "temporarily disabled" in line]
+    assert not taken_out, taken_out[:5]  # no server was marked down, though versions came and went
     assert traffic.by_version()[NEW] > 0 and traffic.by_version()["v1.2.0"] > 0
 
 

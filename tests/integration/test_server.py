@@ -341,3 +341,56 @@ def test_clients_that_give_up_leave_no_work_behind_them(start_server):
     assert dropped(busy) >= outcomes.count("gave up") - 1  # the last may have finished in between
     assert metric(busy, 'tts_requests_total{route="speech",status="499"}') >= 1
     assert metric(busy, 'tts_rejected_requests_total{reason="queue_full"}') <= 8
+
+
+def _closed_within(conn: socket.socket, seconds: float) -> bool:
+    """Whether the server closes `conn` within `seconds` (an answer before the close is allowed)."""
+    conn.settimeout(seconds)
+    try:
+        while conn.recv(4096):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_connections_that_send_nothing_half_a_request_or_a_trickle_are_closed(start_server):
+    srv = start_server("v1.3.0", TTS_READ_TIMEOUT_S="2", TTS_UI="0")
+    address = ("127.0.0.1", srv.port)
+    idle = socket.create_connection(address)
+    half = socket.create_connection(address)
+    half.sendall(b"POST /v1/audio/speech HTTP/1.1\r\nHost: tts\r\nContent-Length: 100\r\n\r\n{\"inp")
+    trickle = socket.create_connection(address)
+    sent = 0
+    for byte in b"GET /healthz HTTP/1.1\r\nHost: tts\r\n":  # a byte every 0.2 s: 7 s for the header
+        try:
+            trickle.send(bytes([byte]))
+        except OSError:
+            break
+        sent += 1
+        time.sleep(0.2)
+    assert sent < 20  # cut off after about 2 s (a send or two may still go out after the close)
+    assert all(_closed_within(conn, 6) for conn in (idle, half, trickle))
+    # a whole request, even on a connection that idled a while between requests, is answered
+    with httpx.Client(base_url=srv.url) as client:
+        assert client.get("/healthz").status_code == 200
+        time.sleep(1)
+        assert client.get("/healthz").status_code == 200
+
+
+def test_the_ui_takes_no_uploads_and_cleans_its_cache(start_server, tmp_path):
+    from gradio_client import Client
+
+    cache = tmp_path / "gradio"
+    srv = start_server("v1.3.0", GRADIO_TEMP_DIR=str(cache), TTS_UI_CACHE_MAX_AGE_S="2")
+    upload = httpx.post(srv.url + "/ui/gradio_api/upload", files={"files": ("a.bin", b"x" * 1000)}, timeout=10)
+    assert upload.status_code == 413, upload.text
+    Client(srv.url + "/ui/", verbose=False).predict("Hello there.", "echo", 1.0, api_name="/synthesize")
+    written = [p for p in cache.rglob("*") if p.is_file()]
+    assert written, "the UI's answer was not cached where expected"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(p.exists() for p in written):
+        time.sleep(0.5)
+    assert not any(p.exists() for p in written), [str(p) for p in written if p.exists()]

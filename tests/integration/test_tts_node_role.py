@@ -191,6 +191,10 @@ def test_deploy_stable_to_all_then_rerun_changes_nothing(fleet: Fleet) -> None:
         served = served_version(node)
         assert served["model_version"] == STABLE, f"{node.name} serves {served}"
         assert served["image_tag"] == fleet.image(STABLE)
+        # published on the address the LB uses and on loopback, never on every interface
+        own_ip = _docker("exec", node.container, "getent", "ahostsv4", node.container).stdout.split()[0]
+        ports = _docker("exec", node.container, "docker", "port", "tts", "6006").stdout.split()
+        assert sorted(ports) == sorted([f"{own_ip}:6006", "127.0.0.1:6006"]), f"{node.name}: {ports}"
 
     again = run_playbook("deploy.yml", tts_version=STABLE)
     assert again.rc == 0, again.explain()
