@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from service.encoding import encode
 from service.engines import EngineError
 from service.runtime import BadAudioError, ModelRuntime, NotReadyError, Synthesis
-from service.speech_request import RequestError, RequestRules, SpeechRequest, parse_speech_request
+from service.speech_request import RequestError, RequestRules, SpeechRequest, parse_speech_request, request_schema
 from service.worker import Job, QueueFullError, QueueTimeoutError
 
 log = logging.getLogger("service.api")
@@ -191,7 +191,9 @@ def _speech_route(app: FastAPI, runtime: ModelRuntime) -> None:
         max_audio_s=settings.max_audio_s,
     )
 
-    @app.post(SPEECH_PATH)
+    body_schema = {"required": True, "content": {"application/json": {"schema": request_schema(rules)}}}
+
+    @app.post(SPEECH_PATH, openapi_extra={"requestBody": body_schema})
     async def speech(request: Request) -> Response:
         declared = request.headers.get("content-length", "")
         if _declared_too_large(declared, settings.max_body_bytes):  # refuse before reading it

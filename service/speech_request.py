@@ -65,6 +65,24 @@ class RequestRules:
     max_audio_s: float = 300.0  # the most audio one request may ask for
 
 
+def request_schema(rules: RequestRules) -> dict[str, Any]:
+    """The request body as JSON Schema, for /openapi.json: what parse_speech_request accepts
+    field by field (the audio-length cap and the text's script are checked beyond it)."""
+    return {
+        "type": "object",
+        "required": ["model", "input"],
+        "properties": {
+            "model": {"type": "string", "enum": list(rules.models)},
+            "input": {"type": "string", "minLength": 1, "maxLength": rules.max_input_chars},
+            "voice": {"type": "string", "enum": list(rules.voices), "default": rules.voices[0]},
+            "response_format": {"type": "string", "enum": [f for f in OPENAI_FORMATS if f != "aac"],
+                                "default": "mp3"},
+            "speed": {"type": "number", "minimum": MIN_SPEED, "maximum": MAX_SPEED, "default": 1.0},
+            **{name: {"type": "string", "description": "accepted, ignored"} for name in IGNORED_FIELDS},
+        },
+    }
+
+
 def _invalid(param: str, message: str, code: str = "invalid_value") -> RequestError:
     return RequestError(400, message, param, code)
 

@@ -106,7 +106,8 @@ class AccessLogReader:
         return {"generation": answer["current"], "offset": answer["size"]}
 
     def request_rate(self, window_s: float) -> float:
-        """API requests per second over the last `window_s` seconds, from the log's tail."""
+        """API requests for synthesis (`Request.is_load`) per second over the last `window_s`
+        seconds, from the log's tail."""
         answer = self._read(LogCursor(), TAIL_BYTES, tail=TAIL_BYTES)
         since = datetime.now(UTC) - timedelta(seconds=window_s)
         count = 0
@@ -115,7 +116,7 @@ class AccessLogReader:
             if segment["start"] > 0:
                 data = data[data.find(b"\n") + 1:]  # the first line may be cut
             lines, _ = split_complete(data)
-            count += sum(1 for r in parse_lines(lines)[0] if r.time >= since)
+            count += sum(1 for r in parse_lines(lines)[0] if r.time >= since and r.is_load)
         return count / window_s
 
     def read(self, cursor: dict[str, Any]) -> tuple[list[Request], dict[str, Any]]:

@@ -70,6 +70,14 @@ class Request:
     request_time_s: float | None = None
     version: str | None = None  # X-Model-Version of the last attempt's response
 
+    @property
+    def is_load(self) -> bool:
+        """Whether it asked a server for synthesis: it reached one, and the answer was not a
+        refusal of the client's input (a 400/413/422 costs a parse, not a synthesis, so a
+        stream of bad input does not make the fleet look busy). A 429 or 499 counts: demand."""
+        last = self.attempts[-1] if self.attempts else None
+        return last is not None and not (last.client_fault and last.status != CLIENT_CLOSED)
+
 
 def _split(field: str) -> list[str]:
     field = field.strip()

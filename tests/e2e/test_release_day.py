@@ -39,7 +39,7 @@ from tests.e2e.helpers import (
     wait_for,
     weights_live,
 )
-from tests.e2e.hostile import HostileClient
+from tests.hostile import HostileClient
 from tests.sandbox_fleet import REPO, rollout
 
 pytestmark = pytest.mark.sandbox

@@ -24,10 +24,10 @@ def local_run(command: str) -> bytes:
     return subprocess.run(["sh", "-c", command], capture_output=True, check=True).stdout
 
 
-def entry(i: int, upstream: str = "10.0.0.2:6006", when: str = "2026-12-03T10:00:00+00:00") -> bytes:
+def entry(i: int, upstream: str = "10.0.0.2:6006", when: str = "2026-12-03T10:00:00+00:00", status: int = 200) -> bytes:
     return json.dumps({"time": when, "request_id": f"r{i}", "method": "POST",
-                       "uri": "/v1/audio/speech", "status": 200, "upstream_addr": upstream,
-                       "upstream_status": "200", "upstream_response_time": "0.100"}).encode() + b"\n"
+                       "uri": "/v1/audio/speech", "status": status, "upstream_addr": upstream,
+                       "upstream_status": str(status), "upstream_response_time": "0.100"}).encode() + b"\n"
 
 
 class Log:
@@ -147,6 +147,15 @@ def test_the_request_rate_counts_the_last_window_only(tmp_path):
     assert reader(log.path).request_rate(60) == pytest.approx(60 / 60)
     assert reader(log.path, max_read_bytes=500).request_rate(30) == pytest.approx(
         sum(1 for i in range(50, 110) if i % 50 < 30) / 30, rel=0.1)
+
+
+def test_refused_input_is_not_load_but_shed_and_abandoned_requests_are(tmp_path):
+    log = Log(tmp_path / "access.json")
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    with open(log.path, "ab") as handle:
+        for i, status in enumerate([200, 500, 429, 499] + [400, 413, 422] * 20):  # a stream of bad input
+            handle.write(entry(i, when=when, status=status))
+    assert reader(log.path).request_rate(60) == pytest.approx(4 / 60)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

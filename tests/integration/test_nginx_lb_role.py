@@ -363,6 +363,10 @@ def test_operations_routes_and_uploads_are_closed_to_other_addresses(lb: LB):
     assert from_outsider("/v1/audio/speech", "-X", "POST", "-d", "{}") == "200"
     for path in ("/ui/gradio_api/upload", "/ui/upload"):
         assert from_outsider(path, "-X", "POST", "-F", "files=@/etc/hostname") == "403", path
+    # the UI has a rate limit of its own (20/s, bursts of 80), apart from the API's
+    burst = [lb.get("/ui/")[0] for _ in range(150)]
+    assert set(burst[:60]) == {200} and 429 in burst[80:], burst
+    assert _post_speech(lb)[0] == 200  # the API's limit is another
 
 
 def test_idle_and_half_sent_connections_are_closed(lb: LB):

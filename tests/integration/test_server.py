@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import soundfile as sf
 
 from service.model_dir import read_manifest
@@ -394,3 +396,64 @@ def test_the_ui_takes_no_uploads_and_cleans_its_cache(start_server, tmp_path):
     while time.monotonic() < deadline and any(p.exists() for p in written):
         time.sleep(0.5)
     assert not any(p.exists() for p in written), [str(p) for p in written if p.exists()]
+
+
+def _rss_bytes(srv: ServerProcess) -> int:
+    assert srv.process is not None
+    status = Path(f"/proc/{srv.process.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) * 1024
+
+
+HOSTILE_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.integers(min_value=10**300, max_value=10**400),
+    st.floats(allow_nan=False), st.text(max_size=50), st.text(alphabet=st.characters(codec="utf-8"), max_size=30),
+    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+
+
+def _field_values(schema: dict) -> st.SearchStrategy:
+    """A value the schema allows (short: a fuzz run has to be quick), or anything else JSON."""
+    if "enum" in schema:
+        allowed = st.sampled_from(schema["enum"])
+    elif schema["type"] == "number":
+        allowed = st.floats(schema["minimum"], schema["maximum"])
+    else:  # text: mostly English words (what the engine speaks), sometimes any characters at all
+        allowed = st.one_of(st.text(alphabet="abcdefghijklmnopqrstuvwxyz ,.", min_size=1, max_size=40),
+                            st.text(alphabet=st.characters(codec="utf-8"), max_size=40))
+    return st.one_of(allowed, allowed, allowed, HOSTILE_VALUES)
+
+
+def test_the_request_body_is_described_in_openapi(server):
+    body = httpx.get(server.url + "/openapi.json", timeout=10).json()["paths"]["/v1/audio/speech"]["post"]
+    schema = body["requestBody"]["content"]["application/json"]["schema"]
+    assert set(schema["properties"]) >= {"model", "input", "voice", "response_format", "speed"}
+    assert schema["properties"]["input"]["maxLength"] == 4096 and "echo" in schema["properties"]["voice"]["enum"]
+
+
+def test_schema_based_fuzz_no_5xx_no_hang_bounded_memory(server):
+    spec = httpx.get(server.url + "/openapi.json", timeout=10).json()
+    schema = spec["paths"]["/v1/audio/speech"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    fields = {name: _field_values(prop) for name, prop in schema["properties"].items()}
+    bodies = st.fixed_dictionaries({name: fields.pop(name) for name in schema["required"]}, optional=fields)
+    seen: list[int] = []
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(bodies)
+    def post(body: dict) -> None:
+        answer = httpx.post(server.url + "/v1/audio/speech", json=body, timeout=60)  # a hang fails here
+        seen.append(answer.status_code)
+        assert answer.status_code < 500, (body, answer.status_code, answer.text[:300])
+
+    post()
+    assert any(s == 200 for s in seen) and any(400 <= s < 500 for s in seen), seen  # both sides were tried
+    assert _rss_bytes(server) < 1.5 * 2**30
+
+
+def test_the_hostile_corpus_is_refused_with_a_4xx(server):
+    from tests.hostile import CORPUS
+
+    for what, body, content_type in CORPUS:
+        answer = httpx.post(server.url + "/v1/audio/speech", content=body, headers={"Content-Type": content_type},
+                            timeout=30)
+        assert 400 <= answer.status_code < 500, (what, answer.status_code, answer.text[:300])
+        assert answer.json()["error"]["param"], what
+    assert _rss_bytes(server) < 1.5 * 2**30

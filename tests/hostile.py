@@ -63,15 +63,27 @@ class HostileClient:
             while not self._stop.is_set():
                 what, body, content_type = CORPUS[i % len(CORPUS)]
                 i += 1
-                try:
-                    answer = client.post(self.url, content=body, headers={"Content-Type": content_type})
-                    self.statuses[answer.status_code] += 1
-                    if answer.status_code >= 500:
-                        self.server_errors.append(f"{what}: {answer.status_code} {answer.text[:200]}")
-                except httpx.HTTPError as exc:
-                    self.server_errors.append(f"{what}: {type(exc).__name__}: {exc}")
+                self._send(client, what, body, content_type)
                 next_at += self.interval
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def _send(self, client: httpx.Client, what: str, body: bytes, content_type: str) -> None:
+        for attempt in (1, 2):
+            try:
+                answer = client.post(self.url, content=body, headers={"Content-Type": content_type})
+            except httpx.RemoteProtocolError as exc:
+                # a kept-alive connection nginx closed (a reload) as the request went out:
+                # sent again once on a new one, as HTTP client libraries do
+                if attempt == 1 and "without sending a response" in str(exc):
+                    continue
+                self.server_errors.append(f"{what}: {type(exc).__name__}: {exc}")
+            except httpx.HTTPError as exc:
+                self.server_errors.append(f"{what}: {type(exc).__name__}: {exc}")
+            else:
+                self.statuses[answer.status_code] += 1
+                if answer.status_code >= 500:
+                    self.server_errors.append(f"{what}: {answer.status_code} {answer.text[:200]}")
+            return
 
     def summary(self) -> str:
         return f"hostile client: {sum(self.statuses.values())} requests, statuses {dict(self.statuses)}"
