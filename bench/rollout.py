@@ -40,7 +40,7 @@ from canary.devtools import sandbox  # noqa: E402
 from canary.devtools.loadgen import LoadGenerator  # noqa: E402
 from canary.rollout.production import controller_for, follow  # noqa: E402
 
-FLEET_CAPACITY_RPS = 11.0  # the 3-host sandbox, measured with bench/capacity.py
+FLEET_CAPACITY_RPS = sandbox.MEASURED_FLEET_RPS  # the 3-host sandbox, measured with bench/capacity.py
 
 POLICY: dict[str, Any] = {"steps": [10, 50, 100], "dwell_s": 10, "min_requests": 15, "interval_s": 4, "step_max_s": 300,
           "consecutive_failures": 2, "batch_size": 1, "max_error_rate": 0.2}

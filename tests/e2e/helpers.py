@@ -15,11 +15,12 @@ from typing import Any
 from canary.adapters import fleet as fleet_ops
 from canary.adapters.store import Store
 from canary.decisions.inventory import Fleet
+from canary.devtools import sandbox
 from tests.sandbox_fleet import rollout
 
 # What the 3-host sandbox (0.4 CPU per host) serves within 2x its unloaded p95, measured
 # with bench/capacity.py on this 2-core machine kind; the tests load it at 60% of that.
-FLEET_CAPACITY_RPS = 11.0
+FLEET_CAPACITY_RPS = sandbox.MEASURED_FLEET_RPS
 LOAD_RPS = round(0.6 * FLEET_CAPACITY_RPS, 1)
 # Short timings for a 3-host sandbox under light load. With no errors at all, a 20% cap
 # is proven after 14 canary requests (a 5% cap would need 59: minutes at 10% of 3 req/s).

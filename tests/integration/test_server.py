@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import soundfile as sf
 
 from service.model_dir import read_manifest
 from tests.integration.server_process import REPO, ServerProcess, free_port
