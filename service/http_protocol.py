@@ -3,8 +3,9 @@
 uvicorn closes a connection that idles *between* requests (timeout_keep_alive) but
 never one that sends nothing after connecting, or sends its request a trickle at a
 time: a few hundred such sockets would hold the server's connections forever. Here
-every request, from its first byte (or the connection's opening) to the end of its
-body, has `read_timeout_s`; past it the connection is closed. Answers are not timed:
+every request has `read_timeout_s` to arrive whole, counted from the connection's
+opening, or from its first byte on a kept-alive connection, or from the end of the
+answer before it when it came pipelined; past it the connection is closed. Answers are not timed:
 a slow synthesis or a long Gradio event stream is the server's time, not the client's.
 """
 
@@ -34,11 +35,24 @@ class RequestDeadlineProtocol(H11Protocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        if self._read_deadline is None and self.conn.their_state is h11.IDLE:
+        if self._read_deadline is None and self._reading():
             self._arm()  # the first bytes of the next request on a kept-alive connection
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE and self.conn.their_state is not h11.SEND_BODY:
+        if not self._reading():
             self._disarm()  # read whole (or the connection is done): the rest is the server's time
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # The next request may have arrived with the last (pipelined): its clock starts now.
+        # A connection idle after an answer is uvicorn's keep-alive timer's.
+        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+            self._arm()
+        else:
+            self._disarm()
+
+    def _reading(self) -> bool:
+        """Whether a request is being read: not yet begun, or its head read and its body not."""
+        return self.conn.their_state is h11.IDLE or self.conn.their_state is h11.SEND_BODY
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

@@ -55,7 +55,8 @@ class HostileClient:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(30)
+        if self._thread.is_alive():
+            self._thread.join(30)
 
     def _run(self) -> None:
         with httpx.Client(timeout=30) as client:

@@ -66,9 +66,10 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
     env = {**state_dir, "VOXFLEET_CALENDAR_SHIFT_FILE": str(shift)}
     load = LoadGenerator(stable_fleet.lb_public_url, rps=LOAD_RPS).start(duration_s=3600)
     # all the while, another client sends only input the service must refuse
-    hostile = HostileClient(stable_fleet.lb_public_url, rps=20).__enter__()
-    errors_before = lb_error_log()
+    hostile = HostileClient(stable_fleet.lb_public_url, rps=20)
     try:
+        errors_before = lb_error_log()
+        hostile.__enter__()
         released = rollout("release", NEW, *DEMO_POLICY, "--detach", "--report", str(tmp_path),
                            "--set", f"promotion_window={promotion_window()}", "--set", "promotion_timezone=UTC",
                            "--set", f"notify_url={hook.url}", check=False, env=env)

@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -364,8 +365,9 @@ def test_operations_routes_and_uploads_are_closed_to_other_addresses(lb: LB):
     for path in ("/ui/gradio_api/upload", "/ui/upload"):
         assert from_outsider(path, "-X", "POST", "-F", "files=@/etc/hostname") == "403", path
     # the UI has a rate limit of its own (20/s, bursts of 80), apart from the API's
-    burst = [lb.get("/ui/")[0] for _ in range(150)]
-    assert set(burst[:60]) == {200} and 429 in burst[80:], burst
+    with ThreadPoolExecutor(20) as pool:  # 300 at once: far over a burst of 80, however slow this machine
+        burst = [answer[0] for answer in pool.map(lambda _: lb.get("/ui/"), range(300))]
+    assert set(burst) == {200, 429} and burst.count(200) >= 80, burst
     assert _post_speech(lb)[0] == 200  # the API's limit is another
 
 

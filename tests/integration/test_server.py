@@ -375,11 +375,17 @@ def test_connections_that_send_nothing_half_a_request_or_a_trickle_are_closed(st
         time.sleep(0.2)
     assert sent < 20  # cut off after about 2 s (a send or two may still go out after the close)
     assert all(_closed_within(conn, 6) for conn in (idle, half, trickle))
-    # a whole request, even on a connection that idled a while between requests, is answered
+    # a whole request, even on a connection that idled longer than the read deadline between
+    # requests (within the 5 s keep-alive), is answered
     with httpx.Client(base_url=srv.url) as client:
         assert client.get("/healthz").status_code == 200
-        time.sleep(1)
+        time.sleep(3)
         assert client.get("/healthz").status_code == 200
+    # a second request pipelined behind the first, its body never sent: cut off too
+    piped = socket.create_connection(address)
+    piped.sendall(b"GET /healthz HTTP/1.1\r\nHost: tts\r\n\r\n"
+                  b"POST /v1/audio/speech HTTP/1.1\r\nHost: tts\r\nContent-Length: 100\r\n\r\n{")
+    assert _closed_within(piped, 6)
 
 
 def test_the_ui_takes_no_uploads_and_cleans_its_cache(start_server, tmp_path):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from functools import reduce
 from math import gcd
@@ -189,7 +190,8 @@ def test_the_rendered_split_names_each_version_in_a_comment():
 
 def _retry_map(rendered: str) -> dict[str, str]:
     block = rendered.split("map $voxfleet_first_version $voxfleet_retry_pool {")[1].split("}")[0]
-    return dict(line.strip().rstrip(";").replace('"', "").split() for line in block.strip().splitlines())
+    pairs = [re.findall(r'"([^"]*)"|([^\s;]+)', line) for line in block.strip().splitlines()]
+    return {key[0] or key[1]: value[0] or value[1] for key, value in pairs}
 
 
 def test_a_failed_answer_is_retried_on_the_other_versions_pool():
@@ -198,7 +200,7 @@ def test_a_failed_answer_is_retried_on_the_other_versions_pool():
     servers = upstream_servers({"c1:6006": "v1.3.0"}, {"s1:6006": "v1.2.0", "s2:6006": "v1.2.0"}, 10)
     rendered = render_traffic(role_settings({}), servers, 10)
     assert _retry_map(rendered) == {"v1.3.0": "tts_api_retry_stable", "v1.2.0": "tts_api_retry_canary",
-                                    "default": "tts_api"}
+                                    "default": "tts_api", "": ""}  # no answer, no version: no retry
     stable_pool = rendered.split("upstream tts_api_retry_stable {")[1].split("}")[0]
     assert "server s1:6006 " in stable_pool and "server s2:6006 " in stable_pool and "c1:6006" not in stable_pool
 
@@ -209,6 +211,6 @@ def test_at_zero_percent_retries_go_anywhere_and_at_a_hundred_the_old_version_st
     for percent in (0, 100):  # the canary down / the stable servers backup
         servers = upstream_servers({"c1:6006": "v1.3.0"}, {"s1:6006": "v1.2.0"}, percent)
         rendered = render_traffic(role_settings({}), servers, percent)
-        expected = {"default": "tts_api"} if percent == 0 else {
-            "v1.3.0": "tts_api_retry_stable", "v1.2.0": "tts_api_retry_canary", "default": "tts_api"}
+        expected = {"default": "tts_api", "": ""} if percent == 0 else {
+            "v1.3.0": "tts_api_retry_stable", "v1.2.0": "tts_api_retry_canary", "default": "tts_api", "": ""}
         assert _retry_map(rendered) == expected, percent
