@@ -87,8 +87,10 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
         done, more = crash_at_every_event(env)
         kills += more
         assert done["result"] == "succeeded", done
-        assert kills >= 20, kills  # every phase, step, switch and batch crossed by a killed tick
         story = show(env, done["id"])
+        # every phase, step, switch and batch the ticks recorded was crossed by a killed tick
+        recorded = [e["kind"] for e in story["events"] if e["kind"] not in ("created", "verdict")]
+        assert kills >= len(recorded) >= 12, (kills, recorded)
         step2 = next(e for e in events(story, "enter TRAFFIC") if "step 2" in e["data"]["reason"])
         assert step2["at"] >= opened
         assert_no_jump(weights_live(story), [10, 50])
