@@ -58,7 +58,7 @@ def new_plan(fleet: Fleet, steps: list[int]) -> list[tuple[str, list[UpstreamSer
 
 def run_stage(fleet: Fleet, name: str, servers: list[UpstreamServer], rps: float, seconds: float,
               unit_rps: float) -> StageResult:
-    for lb in fleet.lbs:  # the controller's own fast path (the role installed it at deploy)
+    for lb in fleet.lbs:  # the controller's own fast path (compare() had the role install it)
         LbTraffic(fleet, lb).apply(servers, canary_percent_of(servers))
     result = LoadGenerator(fleet.lb_public_url, rps=rps).run(duration_s=seconds)
     capacity = {n.name: float(n.capacity) * unit_rps for n in fleet.nodes}
@@ -75,6 +75,7 @@ def compare(fleet: Fleet, load_share: float, fleet_capacity_rps: float, seconds:
     rps = round(load_share * fleet_capacity_rps, 1)
     everyone = {n.name: "v1.2.0" for n in fleet.nodes}
     fleet_ops.deploy(fleet, "v1.2.0")
+    fleet_ops.set_traffic(fleet, {}, everyone, None)  # the role: the LB's config and its apply script
     results: dict[str, list[StageResult]] = {}
     for label, stages in (("old", old_plan(fleet, steps)), ("new", new_plan(fleet, steps))):
         results[label] = [run_stage(fleet, name, servers, rps, seconds, unit_rps) for name, servers in stages]
