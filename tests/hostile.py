@@ -13,6 +13,8 @@ from collections import Counter
 
 import httpx
 
+from canary.devtools.loadgen import closed_unanswered
+
 _SPEECH = '{{"model": "tts-1", "voice": "alloy", "input": {text}{extra}}}'
 
 
@@ -72,13 +74,9 @@ class HostileClient:
         for attempt in (1, 2):
             try:
                 answer = client.post(self.url, content=body, headers={"Content-Type": content_type})
-            except httpx.RemoteProtocolError as exc:
-                # a kept-alive connection nginx closed (a reload) as the request went out:
-                # sent again once on a new one, as HTTP client libraries do
-                if attempt == 1 and "without sending a response" in str(exc):
-                    continue
-                self.server_errors.append(f"{what}: {type(exc).__name__}: {exc}")
             except httpx.HTTPError as exc:
+                if attempt == 1 and closed_unanswered(exc):  # sent again once, as client libraries do
+                    continue
                 self.server_errors.append(f"{what}: {type(exc).__name__}: {exc}")
             else:
                 self.statuses[answer.status_code] += 1

@@ -88,6 +88,12 @@ class LoadResult:
                 f"answered by: {versions or 'none'}")
 
 
+def closed_unanswered(exc: Exception) -> bool:
+    """Whether a request failed on a kept-alive connection the server closed as it went out
+    (nginx closes idle ones at every reload): HTTP client libraries send it again once."""
+    return isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in str(exc)
+
+
 class LoadGenerator:
     def __init__(self, url: str | Sequence[str], rps: float = 4.0, max_in_flight: int = 256,
                  timeout_s: float = 60.0, voice: str = "alloy") -> None:
@@ -115,8 +121,7 @@ class LoadGenerator:
                 response = await client.post(f"{url}/v1/audio/speech", json=body, timeout=self.timeout_s)
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
-                unanswered = isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in str(exc)
-                if attempt == 1 and unanswered:  # not a response cut short: that is a failure
+                if attempt == 1 and closed_unanswered(exc):  # not a response cut short: that is a failure
                     retried = error
                     continue
                 status, version, host = 0, "", ""
