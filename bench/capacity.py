@@ -44,10 +44,10 @@ def main() -> int:
     everyone = {n.name: "v1.2.0" for n in fleet.nodes}
 
     fleet_ops.set_traffic(fleet, {}, everyone, None)
-    whole = measure_capacity(fleet.lb_public_url, start_rps=2.0, step_s=args.step_s)
+    whole = measure_capacity(fleet.lb_public_urls, start_rps=2.0, step_s=args.step_s)
     first = fleet.nodes[0].name
     fleet_ops.set_traffic(fleet, {}, everyone, None, out=[n for n in everyone if n != first])
-    one = measure_capacity(fleet.lb_public_url, start_rps=1.0, step_s=args.step_s)
+    one = measure_capacity(fleet.lb_public_urls, start_rps=1.0, step_s=args.step_s)
     fleet_ops.set_traffic(fleet, {}, everyone, None)
 
     units = float(sum(n.capacity for n in fleet.nodes))

@@ -60,7 +60,7 @@ def run_stage(fleet: Fleet, name: str, servers: list[UpstreamServer], rps: float
               unit_rps: float) -> StageResult:
     for lb in fleet.lbs:  # the controller's own fast path (compare() had the role install it)
         LbTraffic(fleet, lb).apply(servers, canary_percent_of(servers))
-    result = LoadGenerator(fleet.lb_public_url, rps=rps).run(duration_s=seconds)
+    result = LoadGenerator(fleet.lb_public_urls, rps=rps).run(duration_s=seconds)
     capacity = {n.name: float(n.capacity) * unit_rps for n in fleet.nodes}
     load = {host: result.by_host().get(host, 0) / seconds / capacity[host] for host in capacity}
     busiest = max(load, key=lambda h: load[h])
@@ -80,7 +80,7 @@ def compare(fleet: Fleet, load_share: float, fleet_capacity_rps: float, seconds:
     for label, stages in (("old", old_plan(fleet, steps)), ("new", new_plan(fleet, steps))):
         results[label] = [run_stage(fleet, name, servers, rps, seconds, unit_rps) for name, servers in stages]
         fleet_ops.set_traffic(fleet, {}, everyone, None)
-        LoadGenerator(fleet.lb_public_url, rps=1).run(duration_s=20)  # let queues drain between plans
+        LoadGenerator(fleet.lb_public_urls, rps=1).run(duration_s=20)  # let queues drain between plans
     lines = [f"plans under {rps:g} req/s ({load_share:.0%} of the fleet's {fleet_capacity_rps:g}); "
              f"a host serves {unit_rps:g} req/s per unit of capacity; {seconds:g} s a stage",
              f"{'plan':<4} {'stage':<34} {'busiest':<7} {'load/cap':>8} {'requests':>8} {'failed':>6} "

@@ -63,7 +63,7 @@ def reset(fleet: Fleet) -> None:
 def run_scenario(fleet: Fleet, store: Store, version: str, rps: float) -> dict:
     reset(fleet)
     controller = controller_for(fleet, store, log=lambda _: None)
-    load = LoadGenerator(fleet.lb_public_url, rps=rps).start(duration_s=1800)
+    load = LoadGenerator(fleet.lb_public_urls, rps=rps).start(duration_s=1800)
     started = time.time()
     try:
         record = controller.start(version, fleet.policy)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from canary import REPO_ROOT
+from canary.adapters.connection import control_dir, host_key_refusal
 
 SECRET_ENV_PREFIX = "VOXFLEET_SECRET_"
 REDACTED = "********"
@@ -80,7 +81,8 @@ class PlaybookResult:
 
     def describe(self) -> str:
         """One line per problem host, naming it and why; or the run's status."""
-        lines = [f"{h.host}: {'unreachable' if h.unreachable else 'failed'}: {h.message}"
+        lines = [(h.unreachable and host_key_refusal(h.host, h.message))
+                 or f"{h.host}: {'unreachable' if h.unreachable else 'failed'}: {h.message}"
                  for h in sorted(self.hosts.values(), key=lambda h: h.host) if h.failed or h.unreachable]
         if self.status in ("timeout", "canceled"):
             lines.insert(0, f"{self.playbook}: {self.status}")
@@ -110,7 +112,8 @@ def runner_kwargs(run: PlaybookRun, private_data_dir: Path) -> dict[str, Any]:
     """The ansible_runner.run() arguments for `run` (pure; tested without spawning)."""
     envvars = {f"{SECRET_ENV_PREFIX}{name.upper()}": value for name, value in run.secrets.items()}
     envvars.update(ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
-                   ANSIBLE_NOCOLOR="1", ANSIBLE_ROLES_PATH=str(REPO_ROOT / "roles"))
+                   ANSIBLE_NOCOLOR="1", ANSIBLE_ROLES_PATH=str(REPO_ROOT / "roles"),
+                   ANSIBLE_SSH_CONTROL_PATH_DIR=str(control_dir(Path(run.inventory))))
     # Not `binary=`: ansible-runner 2.4 then runs the binary in "raw" mode and drops the
     # playbook argument. Putting this interpreter's bin dir first on PATH finds the venv's.
     bin_dir = str(Path(sys.executable).parent)

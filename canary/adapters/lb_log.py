@@ -11,6 +11,9 @@ reopened its logs).
 
 How the program reaches the LB is the `run` callable's business (`RemoteRun`: a shell
 command in, its standard output out); in production, the LB's `HostConnection`.
+
+With several LBs (an HA pair), each serves part of the clients: `EveryLbAccessLog` is the
+MetricsPort over all of them, its cursor one position per LB.
 """
 
 from __future__ import annotations
@@ -127,8 +130,8 @@ class AccessLogReader:
         for segment in answer["segments"]:
             lines, consumed = split_complete(base64.b64decode(segment["data"]))
             parsed, _malformed = parse_lines(lines)
-            requests += [replace(r, attempts=tuple(replace(a, address=self.addresses.get(a.address, a.address))
-                                                   for a in r.attempts)) for r in parsed]
+            requests += [replace(r, lb=self.host, attempts=tuple(
+                replace(a, address=self.addresses.get(a.address, a.address)) for a in r.attempts)) for r in parsed]
             position = LogCursor(segment["generation"], segment["start"] + consumed)
         return requests, {"generation": position.generation, "offset": position.offset}
 
@@ -150,8 +153,39 @@ def resolved_addresses(fleet: Fleet, run: RemoteRun) -> dict[str, str]:
     return addresses
 
 
-def lb_access_log(fleet: Fleet) -> AccessLogReader:
-    """The reader of the fleet's first LB's log (every LB's: Part 4 of the roadmap)."""
-    host = fleet.lbs[0]
+class EveryLbAccessLog:
+    """The MetricsPort over every LB's log. Its cursor is `{lb: that LB's cursor}`, so each
+    LB's position is kept in the state store on its own; the requests read are all LBs'."""
+
+    def __init__(self, readers: list[AccessLogReader]) -> None:
+        self.readers = readers
+
+    def cursor(self) -> dict[str, Any]:
+        return {reader.host: reader.cursor() for reader in self.readers}
+
+    def read(self, cursor: dict[str, Any]) -> tuple[list[Request], dict[str, Any]]:
+        """Every LB's requests since its position in `cursor`; an empty cursor reads every
+        log whole. An LB the cursor does not know (one added to the inventory since)
+        starts counting now, with nothing read from its past."""
+        requests: list[Request] = []
+        after: dict[str, Any] = {}
+        for reader in self.readers:
+            if cursor and reader.host not in cursor:
+                after[reader.host] = reader.cursor()
+                continue
+            more, after[reader.host] = reader.read(cursor.get(reader.host, {}))
+            requests += more
+        return sorted(requests, key=lambda r: r.time), after
+
+    def request_rate(self, window_s: float) -> float:
+        return sum(reader.request_rate(window_s) for reader in self.readers)
+
+
+def _lb_reader(fleet: Fleet, host: str) -> AccessLogReader:
     run = HostConnection.from_inventory(fleet, host).run
     return AccessLogReader(host, run, lambda: resolved_addresses(fleet, run))
+
+
+def lb_access_log(fleet: Fleet) -> EveryLbAccessLog:
+    """The reader of every LB's log, each through its host connection."""
+    return EveryLbAccessLog([_lb_reader(fleet, host) for host in fleet.lbs])

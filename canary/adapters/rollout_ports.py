@@ -50,10 +50,18 @@ class LbTrafficPort:
         for lb in self.lbs:
             try:
                 sha = lb.apply(servers, canary_percent)
-            except TrafficChangeError:
+            except TrafficChangeError as refused:
+                unrestored = []
                 for changed in done:
-                    changed.restore()
-                raise
+                    try:
+                        changed.restore()
+                    except TrafficChangeError as exc:
+                        unrestored.append(str(exc))
+                if unrestored:
+                    raise TrafficChangeError(f"{refused}; and the LBs already changed could not all be put "
+                                             f"back: {'; '.join(unrestored)}") from refused
+                raise TrafficChangeError(f"{refused}; the other LBs are back on the previous split "
+                                         f"({', '.join(c.lb for c in done) or 'none had changed'})") from refused
             done.append(lb)
         return sha
 

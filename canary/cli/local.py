@@ -16,10 +16,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         capacities = tuple(args.capacity or ())
         if capacities and args.hosts not in (None, len(capacities)):
             raise UsageError(f"--hosts {args.hosts} but --capacity names {len(capacities)} hosts")
-        spec = sandbox.SandboxSpec(hosts=len(capacities) or args.hosts or 3, capacities=capacities)
+        spec = sandbox.SandboxSpec(hosts=len(capacities) or args.hosts or 3, lbs=args.lbs, capacities=capacities)
         for name, what in sandbox.up(spec, DEFAULT_INVENTORY, REPO_ROOT).items():
             print(f"{name:<20} {what}")
-        print(f"inventory: {DEFAULT_INVENTORY / 'hosts.yml'}\nload balancer: http://127.0.0.1:{spec.http_port}")
+        urls = ", ".join(f"http://127.0.0.1:{spec.lb_http_port(j)}" for j in spec.lb_numbers)
+        print(f"inventory: {DEFAULT_INVENTORY / 'hosts.yml'}\nload balancers: {urls}")
     elif args.sandbox_command == "down":
         removed = sandbox.down(DEFAULT_INVENTORY, remove_images=args.images)
         print("\n".join(f"removed {r}" for r in removed) or "nothing to remove")
@@ -71,6 +72,8 @@ def register(sub: Subcommands) -> None:
     group = add_group(sub, "sandbox", "the local sandbox fleet")
     up = add_verb(group, "up", cmd_sandbox, "create or reconcile the sandbox (idempotent)", inventory=False)
     up.add_argument("--hosts", type=int, choices=range(2, 17), metavar="N", help="GPU-host stand-ins (default 3)")
+    up.add_argument("--lbs", type=int, choices=range(1, 5), metavar="M", default=2,
+                    help="nginx LB hosts, each with its own log and published port (default 2, an HA pair)")
     up.add_argument("--capacity", type=capacity_list, metavar="C,C,…",
                     help="each host's capacity, e.g. 1,1,2 (a whole number each; default 1)")
     down = add_verb(group, "down", cmd_sandbox, "remove exactly what `up` created", inventory=False)

@@ -69,6 +69,7 @@ class Request:
     method: str = ""
     request_time_s: float | None = None
     version: str | None = None  # X-Model-Version of the last attempt's response
+    lb: str = ""  # the LB whose log it came from
 
     @property
     def is_load(self) -> bool:

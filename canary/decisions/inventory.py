@@ -52,11 +52,17 @@ class Fleet:
     registry_push: str
     repository: str
     policy: Policy
-    lb_public_url: str = ""
+    # where clients reach the LBs: one address in front of them, or each LB's own
+    lb_public_urls: tuple[str, ...] = ()
     # registries (host:port, as written in tts_registry/tts_registry_push) spoken to over
     # plain HTTP; any other is HTTPS only (canary.adapters.registry.registry_url)
     registry_insecure: tuple[str, ...] = ()
     hostvars: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    @property
+    def lb_public_url(self) -> str:
+        """The first address clients reach the LBs at ("" when none is set)."""
+        return self.lb_public_urls[0] if self.lb_public_urls else ""
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
@@ -152,6 +158,16 @@ def _insecure_registries(common: dict[str, Any], problems: list[str]) -> tuple[s
     return tuple(r.strip().rstrip("/") for r in insecure)
 
 
+def _public_urls(common: dict[str, Any], problems: list[str]) -> tuple[str, ...]:
+    """lb_public_url: one URL, or a list of them (each LB's, where clients reach them apart)."""
+    value = common.get("lb_public_url") or []
+    urls = [value] if isinstance(value, str) else value
+    if not isinstance(urls, list) or not all(isinstance(u, str) and u.strip() for u in urls):
+        problems.append(f"lb_public_url must be a URL or a list of URLs, got {value!r}")
+        return ()
+    return tuple(u.strip().rstrip("/") for u in urls)
+
+
 def check_fleet(source: Path, data: dict[str, Any], hostvars: dict[str, dict[str, Any]],
                 policy_overrides: dict[str, Any] | None = None) -> Fleet:
     """Pure: build the Fleet from `ansible-inventory --list` output, or name every mistake."""
@@ -171,10 +187,11 @@ def check_fleet(source: Path, data: dict[str, Any], hostvars: dict[str, dict[str
     policy = _policy(common, policy_overrides, problems)
     problems += _canary_problems(nodes, policy, common)
     insecure = _insecure_registries(common, problems)
+    public_urls = _public_urls(common, problems)
     if problems:
         raise InventoryError(source, problems)
     return Fleet(source=source, nodes=tuple(nodes), lbs=tuple(lbs), registry=str(registry),
                  registry_push=str(common.get("tts_registry_push") or registry),
                  repository=str(common.get("tts_image_repository") or "tts"), policy=policy,
-                 lb_public_url=str(common.get("lb_public_url") or ""),
+                 lb_public_urls=public_urls,
                  registry_insecure=insecure, hostvars=hostvars)

@@ -107,9 +107,9 @@ def main() -> int:
 
     units = float(sum(n.capacity for n in fleet.nodes))
     rps = round(LOAD_SHARE * units * sandbox.MEASURED_UNIT_RPS, 1)
-    banner(f"steady traffic through the LB ({fleet.lb_public_url}): {rps:g} req/s, {LOAD_SHARE:.0%} of what the "
+    banner(f"steady traffic through the LBs ({', '.join(fleet.lb_public_urls)}): {rps:g} req/s, {LOAD_SHARE:.0%} of what the "
            f"sandbox serves; then: rollout start v1.3.0")
-    load = LoadGenerator(fleet.lb_public_url, rps=rps).start(duration_s=1800)
+    load = LoadGenerator(fleet.lb_public_urls, rps=rps).start(duration_s=1800)
     began = time.time()
     try:
         record = controller.start("v1.3.0", fleet.policy)

@@ -1,8 +1,11 @@
-"""The sandbox fleet: a registry, N GPU-host stand-ins and an nginx LB host on local Docker.
+"""The sandbox fleet: a registry, N GPU-host stand-ins and M nginx LB hosts on local Docker.
 
-Each GPU-host stand-in is a container with sshd and its own Docker engine; the LB host
-runs sshd and nginx. The controller reaches them only over SSH, with the same
-playbooks as production, through `inventory/sandbox/` which `up` writes.
+Each GPU-host stand-in is a container with sshd and its own Docker engine; each LB host
+runs sshd and nginx (two by default, as a production HA pair: every weight change must
+reach both, and the judge must read both logs). The controller reaches them only over SSH, with the same
+playbooks as production, through `inventory/sandbox/` which `up` writes. Host keys are
+checked as in production: each container makes its own at first start, and `up` reads
+them through the Docker engine (not over the network) into the sandbox's known_hosts.
 
 `up` is idempotent: containers that exist with the expected configuration are left
 alone (their config hash is a label). `down` removes exactly what `up` created:
@@ -49,6 +52,7 @@ class SandboxError(RuntimeError):
 @dataclass(frozen=True)
 class SandboxSpec:
     hosts: int = 3
+    lbs: int = 2
     prefix: str = "voxfleet"
     # Each host's capacity (tts_capacity); its service container gets cpus_per_unit CPUs per
     # unit and a matching torch thread count, so hosts have fixed capacities of their own the
@@ -56,8 +60,8 @@ class SandboxSpec:
     capacities: tuple[int, ...] = ()
     cpus_per_unit: float = 0.4
     registry_port: int = 15000  # published on 127.0.0.1 for `rollout publish`
-    http_port: int = 18080  # the LB's port 80, published on 127.0.0.1
-    ssh_base_port: int = 22200  # LB on base, node i on base + i
+    http_port: int = 18080  # LB j's port 80 is published on 127.0.0.1 at http_port + j - 1
+    ssh_base_port: int = 22200  # LB 1 on base, node i on base + i, LB j > 1 on base + 50 + j
 
     def capacity(self, i: int) -> int:
         """Node i's (1-based) capacity."""
@@ -71,9 +75,24 @@ class SandboxSpec:
     def registry(self) -> str:
         return f"{self.prefix}-registry"
 
+    def lb(self, j: int) -> str:
+        """LB j's (1-based) container."""
+        return f"{self.prefix}-lb{j}"
+
     @property
-    def lb(self) -> str:
-        return f"{self.prefix}-lb"
+    def lb_numbers(self) -> range:
+        return range(1, self.lbs + 1)
+
+    def lb_http_port(self, j: int) -> int:
+        return self.http_port + j - 1
+
+    def lb_ssh_port(self, j: int) -> int:
+        return self.ssh_base_port if j == 1 else self.ssh_base_port + 50 + j
+
+    def ssh_ports(self) -> dict[str, int]:
+        """Every SSH container -> the port its sshd is published on."""
+        ports = {self.lb(j): self.lb_ssh_port(j) for j in self.lb_numbers}
+        return ports | {self.node(i): self.ssh_base_port + i for i in range(1, self.hosts + 1)}
 
     def node(self, i: int) -> str:
         return f"{self.prefix}-node{i}"
@@ -137,8 +156,10 @@ def plan_containers(spec: SandboxSpec, public_key: str) -> list[ContainerPlan]:
     plans = [ContainerPlan(spec.registry, sandbox_image("registry"), common + (
         "-v", f"{spec.registry}-data:/var/lib/docker-registry",
         "-p", f"127.0.0.1:{spec.registry_port}:5000"))]
-    plans.append(ContainerPlan(spec.lb, sandbox_image("lb"), common + registry_env + (
-        "--hostname", "lb1", "-p", f"127.0.0.1:{spec.ssh_base_port}:22", "-p", f"127.0.0.1:{spec.http_port}:80")))
+    for j in spec.lb_numbers:
+        plans.append(ContainerPlan(spec.lb(j), sandbox_image("lb"), common + registry_env + (
+            "--hostname", f"lb{j}", "-p", f"127.0.0.1:{spec.lb_ssh_port(j)}:22",
+            "-p", f"127.0.0.1:{spec.lb_http_port(j)}:80")))
     node_image = sandbox_image("node")
     for i, name in enumerate(spec.nodes, start=1):
         plans.append(ContainerPlan(name, node_image, common + registry_env + tuple(DIND_FLAGS) + (
@@ -221,10 +242,19 @@ def inventory_document(spec: SandboxSpec, controller_address: str = "127.0.0.1")
         }
         for i in range(1, spec.hosts + 1)
     }
+    lbs = {f"lb{j}": {"ansible_host": "127.0.0.1", "ansible_port": spec.lb_ssh_port(j),
+                      "sandbox_container": spec.lb(j), "sandbox_http_port": spec.lb_http_port(j),
+                      # this machine reaches the LB's published port from the network's
+                      # gateway: it may read /version and /metrics; the other containers on
+                      # the network may not
+                      "nginx_lb_operations_allow": ["127.0.0.1", controller_address]}
+           for j in spec.lb_numbers}
     return {"all": {
         "vars": {
             "ansible_user": "root",
             "ansible_ssh_private_key_file": "{{ inventory_dir }}/.sandbox/id_ed25519",
+            # host keys are checked (ansible.cfg): against the keys `up` read from each container
+            "ansible_ssh_common_args": "-o UserKnownHostsFile={{ inventory_dir }}/.sandbox/known_hosts",
             "ansible_python_interpreter": "/usr/bin/python3",
             "tts_registry": f"{spec.registry}:5000",
             "tts_registry_push": f"127.0.0.1:{spec.registry_port}",
@@ -236,19 +266,15 @@ def inventory_document(spec: SandboxSpec, controller_address: str = "127.0.0.1")
             # the CPU contention a GPU host would not have.
             "tts_service_env": {"TTS_MAX_QUEUE": "32"},
             "tts_pull_policy": "always",  # developers rebuild the same version tags here
-            "lb_public_url": f"http://127.0.0.1:{spec.http_port}",
+            # clients reach each LB at its own published port (no address in front of them)
+            "lb_public_url": [f"http://127.0.0.1:{spec.lb_http_port(j)}" for j in spec.lb_numbers],
             # What one unit of sandbox capacity serves (MEASURED_UNIT_RPS), a little under, so
             # a drain the controller allows really fits.
             "rollout_policy": {"capacity_unit_rps": SANDBOX_UNIT_RPS},
         },
         "children": {
             "tts_nodes": {"hosts": nodes},
-            "lb": {"hosts": {"lb1": {"ansible_host": "127.0.0.1", "ansible_port": spec.ssh_base_port,
-                                     "sandbox_container": spec.lb, "sandbox_http_port": spec.http_port,
-                                     # this machine reaches the LB's published port from the
-                                     # network's gateway: it may read /version and /metrics;
-                                     # the other containers on the network may not
-                                     "nginx_lb_operations_allow": ["127.0.0.1", controller_address]}}},
+            "lb": {"hosts": lbs},
         },
     }}
 
@@ -278,17 +304,36 @@ def up(spec: SandboxSpec, inventory_dir: Path, repo_root: Path, log: TextIO | No
         _docker("network", "create", "--label", f"{LABEL}={spec.prefix}", spec.network, check=True)
     for volume in [f"{spec.registry}-data", *(f"{node}-docker" for node in spec.nodes)]:
         _ensure_volume(volume, spec.prefix)
-    outcome = {plan.name: _ensure_container(plan) for plan in plan_containers(spec, public_key)}
+    plans = plan_containers(spec, public_key)
+    outcome = {}
     for name in _sandbox_containers(spec.prefix):
-        if name not in outcome and name.startswith(f"{spec.prefix}-node"):
-            _remove_node(name)  # fewer --hosts than before
+        if name not in {plan.name for plan in plans}:
+            _remove_container(name)  # fewer --hosts or --lbs than before (first: it may hold a port)
             outcome[name] = "removed"
-    _wait_ssh(spec.ssh_base_port, spec.lb)
-    for i, name in enumerate(spec.nodes, start=1):
-        _wait_ssh(spec.ssh_base_port + i, name)
+    outcome |= {plan.name: _ensure_container(plan) for plan in plans}
+    for name, port in spec.ssh_ports().items():
+        _wait_ssh(port, name)
+    for name in spec.nodes:
         _wait_node_engine(name)
-    outcome["inventory"] = "written" if write_inventory(spec, inventory_dir) else "unchanged"
+    known = write_known_hosts(spec, inventory_dir)
+    outcome["inventory"] = "written" if write_inventory(spec, inventory_dir) or known else "unchanged"
     return outcome
+
+
+def known_hosts_lines(spec: SandboxSpec) -> list[str]:
+    """`[127.0.0.1]:port <host key>` for every SSH container, the keys read from the
+    containers through the Docker engine."""
+    lines = []
+    for name, port in spec.ssh_ports().items():
+        keys = _docker("exec", name, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub", check=True).stdout
+        for key in keys.splitlines():
+            kind, blob = key.split()[:2]
+            lines.append(f"[127.0.0.1]:{port} {kind} {blob}")
+    return lines
+
+
+def write_known_hosts(spec: SandboxSpec, inventory_dir: Path) -> bool:
+    return _write_if_changed(_private(inventory_dir) / "known_hosts", "\n".join(known_hosts_lines(spec)) + "\n")
 
 
 def network_gateway(network: str) -> str:
@@ -306,9 +351,9 @@ def _sandbox_containers(prefix: str) -> list[str]:
     return sorted(result.stdout.split())
 
 
-def _remove_node(name: str) -> None:
+def _remove_container(name: str) -> None:
     _docker("rm", "-f", "-v", name, check=True)
-    _docker("volume", "rm", f"{name}-docker")
+    _docker("volume", "rm", f"{name}-docker")  # a node's engine; none for an LB
 
 
 def down(inventory_dir: Path, prefix: str = "voxfleet", remove_images: bool = False) -> list[str]:
@@ -346,16 +391,17 @@ def load_spec(inventory_dir: Path) -> SandboxSpec | None:
 def status(spec: SandboxSpec) -> list[dict[str, str]]:
     """One row per sandbox container: name, role, state, and what a node runs."""
     rows = []
-    for name in [spec.registry, spec.lb, *spec.nodes]:
+    lbs = {spec.lb(j): j for j in spec.lb_numbers}
+    for name in [spec.registry, *lbs, *spec.nodes]:
         state = _docker("inspect", "--format", "{{.State.Status}}", name)
         row = {"name": name, "state": state.stdout.strip() if state.returncode == 0 else "missing",
-               "role": "registry" if name == spec.registry else "lb" if name == spec.lb else "gpu-host",
+               "role": "registry" if name == spec.registry else "lb" if name in lbs else "gpu-host",
                "runs": ""}
         if row["role"] == "gpu-host" and row["state"] == "running":
             inner = _docker("exec", name, "docker", "ps", "-a", "--format", "{{.Image}} ({{.Status}})")
             row["runs"] = ", ".join(inner.stdout.split("\n")).strip(", ") or "nothing"
         elif row["role"] == "lb":
-            row["runs"] = f"nginx on http://127.0.0.1:{spec.http_port}"
+            row["runs"] = f"nginx on http://127.0.0.1:{spec.lb_http_port(lbs[name])}"
         elif row["role"] == "registry":
             row["runs"] = f"registry on 127.0.0.1:{spec.registry_port}"
         rows.append(row)

@@ -14,12 +14,14 @@ import os
 import platform
 import signal
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
+from canary.adapters.lb_traffic import TrafficChangeError
 from canary.adapters.notify import Notice, NullNotifier, WebhookNotifier, notifier_for
 from canary.adapters.private_files import forget_secrets, save_secret
 from canary.adapters.store import ActiveRolloutError, ConcurrentUpdateError, Record, Store
@@ -205,6 +207,12 @@ class Controller:
             return record
         if state.phase in (Phase.PENDING, Phase.PREFLIGHT):
             return self._enter(record, state, Phase.PREFLIGHT_FAILED, f"preflight: {message}")[0]
+        if isinstance(exc, TrafficChangeError) and state.phase in (Phase.TRAFFIC, Phase.PROMOTING):
+            # one LB refused the new split and the others were put back: nothing moved, so
+            # nothing needs rolling back; an operator has an LB to look at
+            return self._enter(record, state, Phase.PAUSED, f"{message}. Traffic stays as it was: fix the LB "
+                               "and `rollout resume`, or `rollout abort` to roll back",
+                               paused_phase=state.phase.value)[0]
         if state.phase is Phase.ROLLING_BACK:
             return self._enter(record, state, Phase.FAILED, f"roll back failed: {message}")[0]
         if state.phase is Phase.PROMOTING and state.batch_index >= len(state.batches):
@@ -432,7 +440,8 @@ class Controller:
         verdict = judge(canary, stable, policy, looks=state.looks + 1, load_ratio=load_per_capacity(state, canary, stable))
         decision = decide_step(state, verdict, self.clock.now(), self.calendar.now())
         evidence = {"verdict": verdict_dict(verdict), "decision": asdict(decision),
-                    "step": state.step_index + 1, "weight": state.weight_set, "stage": state.stage_name}
+                    "step": state.step_index + 1, "weight": state.weight_set, "stage": state.stage_name,
+                    "canary_n_by_lb": canary_attempts_by_lb(state, requests)}
         state = replace(state, looks=state.looks + 1, last_verdict=evidence,
                         consecutive_fails=state.consecutive_fails + 1 if verdict.verdict == "fail" else 0,
                         inconclusive_since=(state.inconclusive_since or self.clock.now())
@@ -628,6 +637,12 @@ def load_per_capacity(state: RolloutState, canary: list[Attempt], stable: list[A
     if not (canary and stable and cap_new and cap_old):
         return 1.0
     return (len(canary) / cap_new) / (len(stable) / cap_old)
+
+
+def canary_attempts_by_lb(state: RolloutState, requests: list[Request]) -> dict[str, int]:
+    """How many of the canary's attempts came through each LB (evidence: every LB is read)."""
+    canary_addresses = state.canary_addresses()
+    return dict(Counter(r.lb for r in requests for a in r.attempts if a.address in canary_addresses))
 
 
 def verdict_dict(verdict: Verdict) -> dict[str, Any]:

@@ -4,5 +4,8 @@
 set -eu
 printf '%s\n' "${SANDBOX_AUTHORIZED_KEY:?}" > /root/.ssh/authorized_keys
 chmod 600 /root/.ssh/authorized_keys
+# Host keys of its own, made at first start (the image has none): `rollout sandbox up`
+# reads them through the Docker engine into the sandbox's known_hosts.
+ssh-keygen -A >/dev/null
 nginx
 exec /usr/sbin/sshd -D -e

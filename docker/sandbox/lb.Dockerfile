@@ -6,6 +6,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         openssh-server nginx procps curl \
  && rm -rf /var/lib/apt/lists/* /usr/share/doc/* \
+ && rm -f /etc/ssh/ssh_host_*_key* \
  && mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh
 COPY lb-entrypoint.sh /usr/local/bin/lb-entrypoint.sh
 EXPOSE 22 80

@@ -4,6 +4,9 @@
 set -eu
 printf '%s\n' "${SANDBOX_AUTHORIZED_KEY:?}" > /root/.ssh/authorized_keys
 chmod 600 /root/.ssh/authorized_keys
+# Host keys of its own, made at first start (the image has none): `rollout sandbox up`
+# reads them through the Docker engine into the sandbox's known_hosts.
+ssh-keygen -A >/dev/null
 # A `docker stop` kills the inner engine without cleanup; its stale pid files would
 # stop it from starting again after `docker start`.
 rm -rf /var/run/docker.pid /var/run/docker /run/containerd

@@ -18,7 +18,7 @@ ROLLBACK_EVENTS = ["enter ROLLING_BACK", "traffic off new version", "previous ve
 
 def test_a_version_failing_a_share_of_requests_is_rolled_back(stable_fleet, state_dir):
     flaky = publish_variant("v1.3.0", "flaky")
-    load = LoadGenerator(stable_fleet.lb_public_url, rps=LOAD_RPS).start(duration_s=900)
+    load = LoadGenerator(stable_fleet.lb_public_urls, rps=LOAD_RPS).start(duration_s=900)
     interval = 10  # at 6.6 req/s and 10%, two intervals hold about 13 canary requests
     try:
         result = start(flaky, state_dir, "--set", f"interval_s={interval}", "--set", "consecutive_failures=1",
@@ -43,7 +43,7 @@ def test_a_version_failing_a_share_of_requests_is_rolled_back(stable_fleet, stat
 
 def test_a_version_twice_as_slow_is_rolled_back_with_no_failed_request(stable_fleet, state_dir):
     slow = publish_variant("v1.3.0", "halfspeed")
-    load = LoadGenerator(stable_fleet.lb_public_url, rps=LOAD_RPS).start(duration_s=900)
+    load = LoadGenerator(stable_fleet.lb_public_urls, rps=LOAD_RPS).start(duration_s=900)
     try:
         started = start(slow, state_dir, "--detach")
         assert started.returncode == 0, started.stdout + started.stderr
@@ -64,7 +64,7 @@ def test_a_version_twice_as_slow_is_rolled_back_with_no_failed_request(stable_fl
 
 def test_a_version_with_broken_audio_never_gets_traffic(stable_fleet, state_dir):
     silent = publish_variant("v1.3.0", "silent")
-    load = LoadGenerator(stable_fleet.lb_public_url, rps=LOAD_RPS).start(duration_s=600)
+    load = LoadGenerator(stable_fleet.lb_public_urls, rps=LOAD_RPS).start(duration_s=600)
     try:
         result = start(silent, state_dir)
     finally:

@@ -109,7 +109,7 @@ class LayoutRecorder:
 
 def steady(fleet: Fleet) -> LoadResult:
     """1,000 requests at 55% of the fleet's capacity, no rollout running."""
-    return LoadGenerator(fleet.lb_public_url, rps=round(0.55 * MIXED_CAPACITY_RPS, 1)).run(duration_s=600,
+    return LoadGenerator(fleet.lb_public_urls, rps=round(0.55 * MIXED_CAPACITY_RPS, 1)).run(duration_s=600,
                                                                                            max_requests=1000)
 
 
@@ -125,7 +125,7 @@ def test_ten_percent_of_a_thousand_requests_reach_the_canary_and_none_at_zero(mi
         assert_shares(canary, {"node1": 0.10, "node2": 0.30, "node3": 0.60})  # the rest by capacity
 
         fleet_ops.set_traffic(fleet, canary={"node1": "v1.3.0"}, stable=stable, canary_percent=0)
-        after = LoadGenerator(fleet.lb_public_url, rps=8).run(duration_s=120, max_requests=200)
+        after = LoadGenerator(fleet.lb_public_urls, rps=8).run(duration_s=120, max_requests=200)
         assert len(after.outcomes) == 200 and not after.failed, after.summary()
         assert after.by_version()["v1.3.0"] == 0
     finally:
@@ -137,7 +137,7 @@ def test_shares_follow_capacity_before_during_and_after_a_rollout(mixed_fleet, s
     fleet = mixed_fleet
     assert_shares(steady(fleet), {"node1": 0.25, "node2": 0.25, "node3": 0.5})
 
-    load = LoadGenerator(fleet.lb_public_url, rps=round(0.4 * MIXED_CAPACITY_RPS, 1)).start(duration_s=1800)
+    load = LoadGenerator(fleet.lb_public_urls, rps=round(0.4 * MIXED_CAPACITY_RPS, 1)).start(duration_s=1800)
     try:
         with LayoutRecorder(fleet, state_dir) as layouts:
             began = time.time()

@@ -64,9 +64,9 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
     shift = tmp_path / "calendar-shift"
     shift.write_text(str(HOLD_S))
     env = {**state_dir, "VOXFLEET_CALENDAR_SHIFT_FILE": str(shift)}
-    load = LoadGenerator(stable_fleet.lb_public_url, rps=LOAD_RPS).start(duration_s=3600)
+    load = LoadGenerator(stable_fleet.lb_public_urls, rps=LOAD_RPS).start(duration_s=3600)
     # all the while, another client sends only input the service must refuse
-    hostile = HostileClient(stable_fleet.lb_public_url, rps=20)
+    hostile = HostileClient(stable_fleet.lb_public_urls[-1], rps=20)
     try:
         errors_before = lb_error_log()
         hostile.__enter__()

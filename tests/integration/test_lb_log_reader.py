@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from canary.adapters.lb_log import AccessLogReader
+from canary.adapters.lb_log import AccessLogReader, EveryLbAccessLog
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +196,32 @@ def drain(r: AccessLogReader, cursor: dict, seen: list[str]) -> dict:
         if not requests:
             break
     return cursor
+
+
+def test_every_lbs_log_is_read_each_from_its_own_position(tmp_path):
+    """An HA pair: clients reach both LBs, so the judge reads both logs; each LB keeps its
+    own cursor (a rotation on one does not move the other's), and an LB added to the
+    inventory mid-step starts counting from when it is first seen."""
+    one, two = Log(tmp_path / "lb1.json"), Log(tmp_path / "lb2.json")
+    two.next = 1000  # request ids are per LB in nginx; keep them apart here
+    one.write(4)
+    every = EveryLbAccessLog([AccessLogReader("lb1", local_run, path=str(one.path)),
+                              AccessLogReader("lb2", local_run, path=str(two.path))])
+    cursor = every.cursor()
+    assert set(cursor) == {"lb1", "lb2"}
+    from_one, from_two = one.write(3), two.write(5)
+    one.rotate()
+    from_one += one.write(2)
+    requests, cursor = every.read(cursor)
+    assert sorted(ids(requests)) == sorted(from_one + from_two)
+    assert {r.request_id: r.lb for r in requests} == {**dict.fromkeys(from_one, "lb1"), **dict.fromkeys(from_two, "lb2")}
+    assert every.read(cursor)[0] == []
+
+    three = Log(tmp_path / "lb3.json")
+    three.next = 2000
+    three.write(6)  # before the controller knew of it: not this step's evidence
+    every.readers.append(AccessLogReader("lb3", local_run, path=str(three.path)))
+    requests, cursor = every.read(cursor)
+    assert requests == [] and set(cursor) == {"lb1", "lb2", "lb3"}
+    later = three.write(2) + two.write(1)
+    assert sorted(ids(every.read(cursor)[0])) == sorted(later)

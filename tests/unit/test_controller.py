@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from canary.adapters.lb_traffic import TrafficChangeError
 from canary.decisions.phases import Phase
 from canary.decisions.plan import RolloutState
 from canary.rollout.controller import Controller, RolloutError
@@ -219,6 +220,23 @@ def test_an_unexpected_error_after_traffic_moved_rolls_back(world):
     phases = run(c, clock)
     assert phases[-1] == "ROLLED_BACK" and "surprise" in store.get(record.id).reason
     assert set(sim.hosts.values()) == {"v1.2.0"}
+
+
+def test_an_lb_that_refuses_a_weight_change_pauses_the_rollout_naming_it(world):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    to_first_step(c, clock, record.id)
+    clock.sleep(70)
+    before = sim.share("v1.3.0")
+    sim.fail_apply = TrafficChangeError("LB lb2: traffic change to 50% refused: nginx: [emerg] no space left; "
+                                        "the other LBs are back on the previous split (lb1)")
+    phases = run(c, clock)
+    paused = store.get(record.id)
+    assert phases[-1] == "PAUSED" and "LB lb2" in paused.reason and "rollout resume" in paused.reason
+    assert sim.share("v1.3.0") == before and set(sim.hosts.values()) == {"v1.2.0", "v1.3.0"}  # nothing moved
+    c.resume("lb2 has disk again")
+    assert run(c, clock)[-1] == "SUCCEEDED" and set(sim.hosts.values()) == {"v1.3.0"}
 
 
 def test_a_fail_verdict_drains_the_canary_in_the_same_tick(world):
