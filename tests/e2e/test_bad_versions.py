@@ -18,7 +18,9 @@ ROLLBACK_EVENTS = ["enter ROLLING_BACK", "traffic off new version", "previous ve
 
 def test_a_version_failing_a_share_of_requests_is_rolled_back(stable_fleet, state_dir):
     flaky = publish_variant("v1.3.0", "flaky")
-    load = LoadGenerator(stable_fleet.lb_public_urls, rps=LOAD_RPS).start(duration_s=900)
+    first_lb, second_lb = stable_fleet.lbs
+    # every client reaches the second LB only: the judge must read its log, not just the first's
+    load = LoadGenerator(stable_fleet.lb_public_urls[1], rps=LOAD_RPS).start(duration_s=900)
     interval = 10  # at 6.6 req/s and 10%, two intervals hold about 13 canary requests
     try:
         result = start(flaky, state_dir, "--set", f"interval_s={interval}", "--set", "consecutive_failures=1",
@@ -35,6 +37,9 @@ def test_a_version_failing_a_share_of_requests_is_rolled_back(stable_fleet, stat
     rollback = events(story, "enter ROLLING_BACK")[0]["at"]
     assert len([v for v in verdicts if v["at"] <= rollback]) <= 2
     assert rollback - weights_live <= 2 * interval + 15  # two analyses, plus the time each look takes
+    failing = [v for v in verdicts if v["at"] <= rollback][-1]["data"]
+    assert failing["verdict"]["verdict"] == "fail" and failing["canary_n_by_lb"].get(first_lb, 0) == 0
+    assert failing["canary_n_by_lb"][second_lb] == failing["verdict"]["canary_n"] > 0
     # nginx retries the canary's failures on stable: clients see (almost) none of them
     print(f"client failures during the flaky canary: {len(traffic.failed)} of {len(traffic.outcomes)}")
     assert len(traffic.failed) <= max(2, len(traffic.outcomes) // 100)
@@ -60,6 +65,21 @@ def test_a_version_twice_as_slow_is_rolled_back_with_no_failed_request(stable_fl
     slow_ok = [o.latency_s for o in traffic.outcomes if o.version == slow and o.status == 200]
     print(f"{slow}: {len(slow_ok)} answers; {traffic.summary()}")
     assert slow_ok and not traffic.failed, traffic.summary()
+    assert_verdict_counts_every_lb(stable_fleet, story, traffic, slow)
+
+
+def assert_verdict_counts_every_lb(fleet, story, traffic, canary_version: str) -> None:
+    """The last verdict's canary requests are the sum of what each LB logged, and each LB's
+    count is what the clients that went through it saw answered by the canary."""
+    verdict = [v for v in events(story, "verdict") if v["data"]["verdict"]["canary_n"]][-1]
+    live = [e for e in events(story, "weights live") if e["at"] <= verdict["at"]][-1]["at"]
+    by_lb = verdict["data"]["canary_n_by_lb"]
+    assert set(by_lb) == set(fleet.lbs) and sum(by_lb.values()) == verdict["data"]["verdict"]["canary_n"]
+    for lb, url in zip(fleet.lbs, fleet.lb_public_urls, strict=True):
+        seen = sum(1 for o in traffic.outcomes if o.version == canary_version and o.url == url
+                   and live <= o.started + o.latency_s <= verdict["at"])
+        print(f"{lb}: the verdict counted {by_lb[lb]} canary requests, its clients saw {seen}")
+        assert abs(by_lb[lb] - seen) <= max(2, by_lb[lb] // 100), (lb, by_lb[lb], seen)
 
 
 def test_a_version_with_broken_audio_never_gets_traffic(stable_fleet, state_dir):
