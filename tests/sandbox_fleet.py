@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,3 +48,47 @@ def publish_variant(version: str, variant: str) -> str:
     rollout("build", full)
     rollout("publish", full)
     return full
+
+
+def _docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], check=False, capture_output=True, text=True, timeout=timeout)
+
+
+def stop_node(container: str) -> None:
+    """`docker stop` a node container, after shutting its own Docker engine down cleanly.
+
+    A dockerd killed by `docker stop` leaves /var/run/docker.pid and containerd's pid file
+    in the container, and the node's entrypoint then cannot start dockerd again ("pid file
+    found"); stopping it first keeps the node restartable. Stopped, its name no longer
+    resolves on the sandbox network: a host that is gone."""
+    _docker("exec", container, "sh", "-c",
+            'kill "$(cat /var/run/docker.pid)"; i=0; '
+            'while [ -e /var/run/docker.pid ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done', timeout=90)
+    stopped = _docker("stop", container)
+    assert stopped.returncode == 0, f"could not stop {container}: {stopped.stderr}"
+
+
+def _ssh_banner(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.settimeout(2)
+            return sock.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def start_node(container: str, ssh_port: int, timeout: float = 180) -> None:
+    """Start a stopped node container and wait for its sshd (which starts after its engine)
+    and its service container (restarted by its engine: restart policy unless-stopped)."""
+    started = _docker("start", container)
+    assert started.returncode == 0, f"could not start {container}: {started.stderr}"
+    deadline = time.monotonic() + timeout
+    while not _ssh_banner(ssh_port):
+        if time.monotonic() > deadline:
+            log = _docker("exec", container, "tail", "-5", "/var/log/dockerd.log").stdout
+            raise AssertionError(f"{container}: sshd did not come back on 127.0.0.1:{ssh_port}; dockerd.log:\n{log}")
+        time.sleep(1)
+    while _docker("exec", container, "curl", "-sf", "--max-time", "5", "localhost:6006/readyz").returncode:
+        if time.monotonic() > deadline:
+            break  # the next deploy recreates it anyway
+        time.sleep(2)

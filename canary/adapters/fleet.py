@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from canary.adapters.ansible import PlaybookResult, PlaybookRun, ProgressEvent, run_playbook
+from canary.adapters.lb_traffic import LbTraffic
 from canary.decisions.fleet_state import NodeState
 from canary.decisions.inventory import Fleet
 from canary.decisions.traffic import UpstreamServer, canary_percent_of, upstream_servers
@@ -91,7 +92,9 @@ def facts(fleet: Fleet, strict: bool = False) -> dict[str, NodeState]:
 
 def set_servers(fleet: Fleet, servers: list[UpstreamServer], canary_percent: int,
                 on_event: Progress | None = None) -> PlaybookResult:
-    extravars = {"traffic_servers": [asdict(s) for s in servers], "traffic_canary_percent": canary_percent}
+    """The nginx_lb role on every LB, each with the servers named by its own addresses."""
+    by_lb = {lb: [asdict(s) for s in LbTraffic(fleet, lb).resolved(servers)] for lb in fleet.lbs}
+    extravars = {"traffic_servers_by_lb": by_lb, "traffic_canary_percent": canary_percent}
     return _run(fleet, "playbooks/traffic.yml", extravars, f"setting traffic to {canary_percent}% canary",
                 on_event=on_event, timeout_s=300)
 

@@ -27,8 +27,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from canary.adapters.connection import HostConnection
+from canary.adapters.lb_addresses import address_book
 from canary.decisions.access_log import LogCursor, Request, parse_lines, split_complete
 from canary.decisions.inventory import Fleet
+from canary.decisions.traffic import host_of
 
 ACCESS_LOG = "/var/log/nginx/tts_access.json"
 MAX_READ_BYTES = 8 * 1024 * 1024  # per read; the rest comes with the next one
@@ -136,20 +138,14 @@ class AccessLogReader:
         return requests, {"generation": position.generation, "offset": position.offset}
 
 
-def resolved_addresses(fleet: Fleet, run: RemoteRun) -> dict[str, str]:
-    """Logged `ip:port` → inventory `name:port`. nginx logs the address it resolved, so
-    names are resolved on the LB itself, the way nginx resolved them."""
-    names = sorted({n.upstream.rsplit(":", 1)[0] for n in fleet.nodes})
-    out = run("getent hosts " + " ".join(shlex.quote(n) for n in names) + " || true").decode()
-    resolved: dict[str, str] = {}
-    for line in out.splitlines():
-        ip, *aliases = line.split()
-        for alias in aliases:
-            resolved.setdefault(alias, ip)
+def resolved_addresses(fleet: Fleet, lb: str, run: RemoteRun) -> dict[str, str]:
+    """Logged `ip:port` → inventory `name:port`, from the LB's address book: the addresses
+    its config names (a host that is gone keeps the address it had)."""
+    book = address_book(lb, run, [host_of(n.upstream) for n in fleet.nodes])
     addresses = {}
     for node in fleet.nodes:
         name, port = node.upstream.rsplit(":", 1)
-        addresses[f"{resolved.get(name, name)}:{port}"] = node.upstream
+        addresses[f"{book.get(name, name)}:{port}"] = node.upstream
     return addresses
 
 
@@ -183,7 +179,7 @@ class EveryLbAccessLog:
 
 def _lb_reader(fleet: Fleet, host: str) -> AccessLogReader:
     run = HostConnection.from_inventory(fleet, host).run
-    return AccessLogReader(host, run, lambda: resolved_addresses(fleet, run))
+    return AccessLogReader(host, run, lambda: resolved_addresses(fleet, host, run))
 
 
 def lb_access_log(fleet: Fleet) -> EveryLbAccessLog:

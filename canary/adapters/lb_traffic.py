@@ -5,7 +5,9 @@ The role (through Ansible) installs nginx and the whole config, and is run at ev
 rollout's preflight. Between, each weight change renders `traffic.conf.j2` (plain Jinja:
 the same template the role renders) with the role's defaults and the LB's `nginx_lb_*`
 inventory variables, and pipes it to `voxfleet-lb-apply apply`: nginx -t on the whole
-config with it, then a graceful reload, then a wait until /lb-health serves its id.
+config with it, then a graceful reload, then a wait until /lb-health serves its id. The
+servers it names are addresses from the LB's address book (canary.adapters.lb_addresses),
+never names nginx would have to resolve.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import yaml
 
 from canary import REPO_ROOT
 from canary.adapters.connection import HostConnection, RemoteCommandError
+from canary.adapters.lb_addresses import address_book
 from canary.decisions.inventory import Fleet
-from canary.decisions.traffic import UpstreamServer
+from canary.decisions.traffic import UpstreamServer, by_address_book, host_of
 
 ROLE = REPO_ROOT / "roles" / "nginx_lb"
 
@@ -63,9 +66,18 @@ class LbTraffic:
         self.settings = role_settings(fleet.hostvars.get(lb, {}))
         self.connection = HostConnection.from_inventory(fleet, lb)
 
+    def resolved(self, servers: list[UpstreamServer]) -> list[UpstreamServer]:
+        """`servers` as this LB's config names them: by address (TrafficChangeError if one
+        cannot be named)."""
+        try:
+            book = address_book(self.lb, self.connection.run, [host_of(s.address) for s in servers])
+            return by_address_book(servers, book, self.lb)
+        except (OSError, ValueError) as exc:
+            raise TrafficChangeError(f"LB {self.lb}: {exc}" if not str(exc).startswith("LB ") else str(exc)) from exc
+
     def apply(self, servers: list[UpstreamServer], canary_percent: int) -> str:
         """Live on this LB when it returns; the live split's sha256."""
-        fragment = render_traffic(self.settings, servers, canary_percent)
+        fragment = render_traffic(self.settings, self.resolved(servers), canary_percent)
         command = f"{shlex.quote(str(self.settings['nginx_lb_apply_path']))} apply --if-needed"
         try:
             out = self.connection.run(command, stdin=fragment.encode()).decode().split()

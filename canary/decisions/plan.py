@@ -49,6 +49,7 @@ class RolloutState:
     batch_index: int = 0  # promotion batches switched so far
     new_hosts: list[str] = field(default_factory=list)  # hosts running the new version
     rollback_stage: str = ""  # drain | restore | readmit
+    lost_hosts: list[str] = field(default_factory=list)  # unreachable when the roll back restored: kept out
     paused_phase: str | None = None
     skip_wait: bool = False  # an operator's `promote`: pass the current step without waiting
     full_promote: bool = False  # `promote --full`: every remaining step and batch now
@@ -161,8 +162,9 @@ def traffic_layout(state: RolloutState) -> tuple[list[UpstreamServer], int]:
     """
     phase = state.acting_phase
     every = frozenset(state.upstream)
+    lost = frozenset(state.lost_hosts)
     if phase in (Phase.PENDING, Phase.PREFLIGHT, Phase.PREPULL, Phase.ROLLED_BACK, Phase.PREFLIGHT_FAILED):
-        return layout_servers(state, Layout(frozenset()))
+        return layout_servers(state, Layout(frozenset(), lost))
     if phase is Phase.SUCCEEDED:
         return layout_servers(state, Layout(every))
     new = frozenset(state.new_hosts)
@@ -171,7 +173,7 @@ def traffic_layout(state: RolloutState) -> tuple[list[UpstreamServer], int]:
         return layout_servers(state, Layout(drained, drained, Fraction(0)))
     if phase is Phase.ROLLING_BACK:
         if state.rollback_stage == "readmit":
-            return layout_servers(state, Layout(frozenset()))
+            return layout_servers(state, Layout(frozenset(), lost))
         if new >= every:  # nothing old left to carry traffic: keep serving from the new version
             return layout_servers(state, Layout(every))
         return layout_servers(state, Layout(new, new, Fraction(0)))

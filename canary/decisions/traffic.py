@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Literal
 
@@ -128,3 +128,24 @@ def expected_share(servers: Iterable[UpstreamServer]) -> dict[str, float]:
             totals[server.version] += server.weight
     total = sum(totals.values())
     return {version: weight / total for version, weight in totals.items()} if total else {}
+
+
+def host_of(address: str) -> str:
+    """The host part of `host:port`."""
+    return address.rsplit(":", 1)[0]
+
+
+def by_address_book(servers: Iterable[UpstreamServer], book: Mapping[str, str], lb: str) -> list[UpstreamServer]:
+    """The servers with each host name replaced by its address in `book` (name -> IP as
+    the LB sees it), so the LB's config names no host to resolve. A drained server whose
+    name the LB never resolved is left out (nothing is sent to it); any other such server
+    is refused, naming the LB and the name."""
+    resolved = []
+    for server in servers:
+        host = host_of(server.address)
+        if host in book:
+            resolved.append(replace(server, address=f"{book[host]}:{server.address.rsplit(':', 1)[1]}"))
+        elif server.state != "down":
+            raise ValueError(f"LB {lb} cannot resolve {host} ({server.address}, {server.role} {server.version}): "
+                             "fix the name or the LB's DNS")
+    return resolved

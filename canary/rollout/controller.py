@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
+from canary.adapters.fleet import FleetError
 from canary.adapters.lb_traffic import TrafficChangeError
 from canary.adapters.notify import Notice, NullNotifier, WebhookNotifier, notifier_for
 from canary.adapters.private_files import forget_secrets, save_secret
@@ -446,8 +447,8 @@ class Controller:
                         consecutive_fails=state.consecutive_fails + 1 if verdict.verdict == "fail" else 0,
                         inconclusive_since=(state.inconclusive_since or self.clock.now())
                         if verdict.verdict == "inconclusive" else None)
-        if decision.action == "rollback":
-            return self._start_rollback(record, state, decision.reason)
+        if decision.action == "rollback":  # the failing verdict is kept too, with its numbers
+            return self._start_rollback(self._save(record, state, "verdict", evidence), state, decision.reason)
         if decision.action == "pause":
             return self._enter(record, state, Phase.PAUSED, decision.reason, paused_phase=state.phase.value)[0]
         if decision.action != "advance":
@@ -503,13 +504,29 @@ class Controller:
         if state.rollback_stage == "restore":
             self._apply_layout(drain)  # again: a stale writer may have raced the abort
             size = int(state.policy.get("batch_size", 1))
+            lost: list[str] = []
             for i in range(0, len(state.new_hosts), size):  # in batches: some may still serve
-                self.fleet_port.deploy(state.stable_version, state.new_hosts[i:i + size])
-            return self._save(record, replace(state, rollback_stage="readmit", new_hosts=[]),
-                              "previous version restored", {"version": state.stable_version,
-                                                            "hosts": state.new_hosts})
+                lost += self._restore(state.stable_version, state.new_hosts[i:i + size])
+            restored = [h for h in state.new_hosts if h not in lost]
+            return self._save(record, replace(state, rollback_stage="readmit", new_hosts=[], lost_hosts=lost),
+                              "previous version restored", {"version": state.stable_version, "hosts": restored,
+                                                            **({"lost": lost} if lost else {})})
         self._apply_layout(state)
-        return self._enter(record, state, Phase.ROLLED_BACK, state.reason)[0]
+        reason = state.reason + (f"; {', '.join(state.lost_hosts)} could not be reached to restore "
+                                 f"{state.stable_version}: kept out of traffic" if state.lost_hosts else "")
+        return self._enter(record, state, Phase.ROLLED_BACK, reason)[0]
+
+    def _restore(self, version: str, hosts: list[str]) -> list[str]:
+        """Put `version` back on `hosts`; the hosts that could not be reached (a host that is
+        gone stays drained: the roll back goes on without it). Any other failure raises."""
+        try:
+            self.fleet_port.deploy(version, hosts)
+        except FleetError as exc:
+            unreachable = exc.result.unreachable_hosts()
+            if not unreachable or exc.result.failed_hosts():
+                raise
+            return [h for h in hosts if h in unreachable]
+        return []
 
     def _paused(self, record: Record, state: RolloutState) -> Record:
         return record  # an operator resumes, promotes or aborts

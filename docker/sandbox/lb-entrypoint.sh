@@ -8,4 +8,9 @@ chmod 600 /root/.ssh/authorized_keys
 # reads them through the Docker engine into the sandbox's known_hosts.
 ssh-keygen -A >/dev/null
 nginx
+# No systemd here to run the nginx_lb role's rotation timer: check its rules every minute.
+(while sleep 60; do
+    [ ! -f /etc/logrotate.d/voxfleet-lb ] \
+        || logrotate --state /var/lib/logrotate/voxfleet-lb.status /etc/logrotate.d/voxfleet-lb
+done) &
 exec /usr/sbin/sshd -D -e

@@ -4,7 +4,7 @@ ARG BASE_IMAGE=voxfleet/base:bookworm
 FROM ${BASE_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        openssh-server nginx procps curl \
+        openssh-server nginx logrotate procps curl \
  && rm -rf /var/lib/apt/lists/* /usr/share/doc/* \
  && rm -f /etc/ssh/ssh_host_*_key* \
  && mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh

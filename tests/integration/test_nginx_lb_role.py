@@ -86,7 +86,7 @@ class LB:
     def play(self, canary_percent: int, canary: int = 1, servers: list | None = None, **extra: Any) -> Run:
         """Runs playbooks/traffic.yml with `servers`, by default `canary` nodes on v2.0.0 and the rest on v1.0.0."""
         servers = servers or self.servers(canary_percent, canary)
-        extravars = {"traffic_servers": [dataclasses.asdict(s) for s in servers],
+        extravars = {"traffic_servers_by_lb": {self.host: [dataclasses.asdict(s) for s in servers]},
                      "traffic_canary_percent": canary_percent, **extra}
         path = self.tmp / "extravars.json"
         path.write_text(json.dumps(extravars))

@@ -12,16 +12,16 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.sandbox_fleet import start_node, stop_node
 
 REPO = Path(__file__).resolve().parents[2]
 OTHER_INVENTORY = os.environ.get("VOXFLEET_SANDBOX_INVENTORY")
@@ -124,15 +124,6 @@ def image_present(node: Node, image: str) -> bool:
     return _docker("exec", node.container, "docker", "image", "inspect", image).returncode == 0
 
 
-def _ssh_banner(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-            sock.settimeout(2)
-            return sock.recv(4).startswith(b"SSH-")
-    except OSError:
-        return False
-
-
 def _registry_tags(push_address: str, repository: str, user: str | None, password: str | None) -> list[str]:
     request = urllib.request.Request(f"http://{push_address}/v2/{repository}/tags/list")
     if user:
@@ -208,6 +199,10 @@ def test_canary_on_one_host_keeps_previous_image(fleet: Fleet) -> None:
     deploy_stable_everywhere(fleet)
     canary, others = fleet.nodes[0], fleet.nodes[1:]
     before = {n.name: container_started_at(n) for n in others}
+    # an older version's image left on the host, and an image of another repository
+    older, unrelated = fleet.image("v1.1.0"), "localhost/not-ours:keep"
+    for tag in (older, unrelated):
+        _docker("exec", canary.container, "docker", "tag", fleet.image(STABLE), tag)
 
     run = run_playbook("deploy.yml", tts_version=CANARY, deploy_hosts=canary.name)
     assert run.rc == 0, run.explain()
@@ -220,6 +215,9 @@ def test_canary_on_one_host_keeps_previous_image(fleet: Fleet) -> None:
         assert container_started_at(node) == before[node.name], f"{node.name}'s container was restarted"
     assert image_present(canary, fleet.image(STABLE)), f"{canary.name} lost the previous image {fleet.image(STABLE)}"
     assert image_present(canary, fleet.image(CANARY))
+    assert not image_present(canary, older), f"{canary.name} kept {older}, older than the previous version"
+    assert image_present(canary, unrelated), f"{canary.name} removed {unrelated}, not the fleet's repository"
+    _docker("exec", canary.container, "docker", "rmi", unrelated)
 
     reports = fleet_reports()
     assert reports[canary.name]["version"] == CANARY
@@ -230,46 +228,15 @@ def test_canary_on_one_host_keeps_previous_image(fleet: Fleet) -> None:
         assert reports[node.name]["version"] == STABLE
 
 
-def stop_node(node: Node) -> None:
-    """`docker stop` the node container, after shutting its own Docker engine down cleanly.
-
-    A dockerd killed by `docker stop` leaves /var/run/docker.pid and containerd's pid file
-    in the container, and the node's entrypoint then cannot start dockerd again ("pid file
-    found"); stopping it first keeps the node restartable.
-    """
-    _docker("exec", node.container, "sh", "-c",
-            'kill "$(cat /var/run/docker.pid)"; i=0; '
-            'while [ -e /var/run/docker.pid ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done', timeout=90)
-    stopped = _docker("stop", node.container, timeout=120)
-    assert stopped.returncode == 0, f"could not stop {node.container}: {stopped.stderr}"
-
-
-def start_node(node: Node, timeout: float = 180) -> None:
-    """Start a stopped node container and wait for its sshd (which starts after its engine)."""
-    started = _docker("start", node.container, timeout=120)
-    assert started.returncode == 0, f"could not start {node.container}: {started.stderr}"
-    deadline = time.monotonic() + timeout
-    while not _ssh_banner(node.ssh_port):
-        if time.monotonic() > deadline:
-            log = _docker("exec", node.container, "tail", "-5", "/var/log/dockerd.log").stdout
-            pytest.fail(f"{node.container}: sshd did not come back on 127.0.0.1:{node.ssh_port}; dockerd.log:\n{log}")
-        time.sleep(1)
-    # Its engine restarts the service container (restart policy unless-stopped).
-    while _docker("exec", node.container, "curl", "-sf", "--max-time", "5", "localhost:6006/readyz").returncode:
-        if time.monotonic() > deadline:
-            break  # the next deploy recreates it anyway
-        time.sleep(2)
-
-
 @pytest.fixture
 def stopped_node(fleet: Fleet):
     """The second node's container stopped; started again (sshd and service awaited) afterwards."""
     node = fleet.nodes[1]
-    stop_node(node)
+    stop_node(node.container)
     try:
         yield node
     finally:
-        start_node(node)
+        start_node(node.container, node.ssh_port)
 
 
 def test_stopped_host_is_reported_unreachable_others_untouched(fleet: Fleet, stopped_node: Node) -> None:

@@ -78,6 +78,8 @@ class SimulatedFleet:
 
     def deploy(self, version: str, hosts: list[str], pull_only: bool = False) -> None:
         self.deploys.append((version, tuple(hosts), pull_only))
+        gone = [h for h in hosts if h in self.unreachable]
+        hosts = [h for h in hosts if h not in self.unreachable]
         if not pull_only:
             for host in hosts:
                 self.hosts[host] = version
@@ -88,6 +90,9 @@ class SimulatedFleet:
         if self.crash_on == "deploy":
             self.crash_on = None
             raise Crash()
+        if gone:
+            raise FleetError(f"deploy of {version}", PlaybookResult("playbooks/deploy.yml", "failed", 4, {
+                h: HostResult(h, unreachable=True, message="ssh: connect timed out") for h in gone}, 0))
 
     # TrafficPort
     def prepare(self, servers: list[UpstreamServer], canary_percent: int) -> str:

@@ -239,6 +239,24 @@ def test_an_lb_that_refuses_a_weight_change_pauses_the_rollout_naming_it(world):
     assert run(c, clock)[-1] == "SUCCEEDED" and set(sim.hosts.values()) == {"v1.3.0"}
 
 
+def test_a_canary_host_that_is_gone_is_drained_and_the_roll_back_goes_on_without_it(world):
+    sim, store, controller, clock = world
+    sim.behaviour["v1.3.0"] = VersionBehaviour(error_rate=0.5)
+    c = controller()
+    record = c.start("v1.3.0")
+    to_first_step(c, clock, record.id)
+    canary = next(h for h, v in sim.hosts.items() if v == "v1.3.0")
+    sim.unreachable.add(canary)  # powered off mid-step
+    phases = run(c, clock)
+    done = store.get(record.id)
+    assert phases[-1] == "ROLLED_BACK", phases
+    assert f"{canary} could not be reached to restore v1.2.0: kept out of traffic" in done.reason
+    assert [s.state for s in sim.servers if s.address == sim.addresses[canary]] == ["down"]
+    assert {h: v for h, v in sim.hosts.items() if h != canary} == {h: "v1.2.0" for h in sim.hosts if h != canary}
+    restored = [e for e in store.events(record.id) if e.kind == "previous version restored"][0]
+    assert restored.data["lost"] == [canary] and canary not in restored.data["hosts"]
+
+
 def test_a_fail_verdict_drains_the_canary_in_the_same_tick(world):
     sim, store, controller, clock = world
     sim.behaviour["v1.3.0"] = VersionBehaviour(error_rate=0.5)

@@ -10,7 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from canary.decisions.capacity import MAX_WEIGHT
-from canary.decisions.traffic import UpstreamServer, canary_percent_of, expected_share, upstream_servers
+from canary.decisions.traffic import (
+    UpstreamServer,
+    by_address_book,
+    canary_percent_of,
+    expected_share,
+    upstream_servers,
+)
 
 
 def hosts(prefix: str, n: int, version: str) -> dict[str, str]:
@@ -214,3 +220,20 @@ def test_at_zero_percent_retries_go_anywhere_and_at_a_hundred_the_old_version_st
         expected = {"default": "tts_api", "": ""} if percent == 0 else {
             "v1.3.0": "tts_api_retry_stable", "v1.2.0": "tts_api_retry_canary", "default": "tts_api", "": ""}
         assert _retry_map(rendered) == expected, percent
+
+
+def test_the_lb_config_names_servers_by_the_address_book_never_by_name():
+    servers = upstream_servers({"node1:6006": "v1.3.0"}, {"node2:6006": "v1.2.0", "10.0.0.9:6006": "v1.2.0"}, 10)
+    book = {"node1": "172.18.0.4", "node2": "172.18.0.5", "10.0.0.9": "10.0.0.9"}
+    named = by_address_book(servers, book, "lb1")
+    assert [s.address for s in named] == ["172.18.0.4:6006", "172.18.0.5:6006", "10.0.0.9:6006"]
+    assert [(s.role, s.version, s.weight, s.state) for s in named] == [
+        (s.role, s.version, s.weight, s.state) for s in servers]
+
+
+def test_a_name_the_lb_never_resolved_is_left_out_when_drained_and_refused_otherwise():
+    drained = upstream_servers({"gone:6006": "v1.3.0"}, {"node2:6006": "v1.2.0"}, 0, out=["gone:6006"])
+    assert [s.address for s in by_address_book(drained, {"node2": "172.18.0.5"}, "lb1")] == ["172.18.0.5:6006"]
+    serving = upstream_servers({"gone:6006": "v1.3.0"}, {"node2:6006": "v1.2.0"}, 10)
+    with pytest.raises(ValueError, match=r"^LB lb1 cannot resolve gone \(gone:6006, canary v1.3.0\)"):
+        by_address_book(serving, {"node2": "172.18.0.5"}, "lb1")
