@@ -20,12 +20,15 @@ pytestmark = pytest.mark.sandbox
 def test_a_canary_host_that_is_gone_is_drained_and_the_others_rolled_back(stable_fleet, state_dir):
     load = LoadGenerator(stable_fleet.lb_public_urls, rps=LOAD_RPS).start(duration_s=900)
     rollout = subprocess.Popen(  # in the foreground, as an operator runs it
-        [str(Path(sys.executable).with_name("rollout")), "start", "v1.3.0", *DEMO_POLICY, "--set", "dwell_s=900"],
+        [str(Path(sys.executable).with_name("rollout")), "start", "v1.3.0", *DEMO_POLICY, "--set", "dwell_s=900",
+         "--set", "step_max_s=1200"],
         cwd=REPO, env={**os.environ, **state_dir}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     canary = ""
     try:
-        view = wait_for(state_dir, at_step(10), timeout_s=400, what="the canary at 10%")
+        view = wait_for(state_dir, lambda v: at_step(10)(v) or rollout.poll() is not None, timeout_s=400,
+                        what="the canary at 10%")
+        assert rollout.poll() is None, rollout.communicate()[0][-4000:]
         (canary,) = view["canary_hosts"]
         stop_node(stable_fleet.hostvars[canary]["sandbox_container"])
         output, _ = rollout.communicate(timeout=300)
