@@ -4,12 +4,12 @@ controller's own overhead, and how fast it backs out.
     .venv/bin/python bench/rollout.py [--plans-only] [--stage-s 40] [--load 0.6]
 
 First the old plan (a fixed canary cohort) and the capacity-true plan side by side under
-the same load (bench/plans.py). Then three rollouts on the 3-host sandbox under steady load through the LB, with the
+the same load (bench/plans.py). Then three rollouts on the 3-host sandbox under steady load through its LBs, with the
 product's controller (the same code as `rollout start`):
 - healthy v1.3.0: wall time minus the configured dwell times = the controller's
   overhead (preflight, pre-pull, deploys, reloads, analysis), split by phase;
 - v1.3.0-flaky (fails ~30% of inputs): time from the failing verdict to zero traffic on
-  the new version (the LB reload that drains it);
+  the new version on every LB (the reloads that drain it);
 - v1.3.0-silent (broken audio): caught at the warm-up gate, before any traffic;
 and the failed client requests during each, side by side.
 """
@@ -105,7 +105,7 @@ def main() -> int:
     reset(fleet)
 
     dwell_total = POLICY["dwell_s"] * len(POLICY["steps"])
-    print(f"\nrollouts under steady load {rps:g} req/s through the LB\n")
+    print(f"\nrollouts under steady load {rps:g} req/s through {len(fleet.lbs)} LBs\n")
     print(f"{'scenario':<16} {'result':<12} {'wall s':>7} {'overhead s':>10} {'fail→0% s':>9} "
           f"{'requests':>8} {'failed':>6} {'429/503':>7} {'answered by new':>15}")
     for r in results:

@@ -17,6 +17,7 @@ from canary.decisions.capacity import PlanError
 from canary.decisions.inventory import InventoryError
 from canary.decisions.phases import Phase
 from canary.decisions.plan import layout_rows, plan_rollout, planned_layouts
+from canary.decisions.report import rollout_html
 from canary.decisions.status import status_view
 from canary.release.artifact import check_version_tag
 from canary.rollout.controller import Controller, RolloutError
@@ -244,7 +245,12 @@ def _record_dict(record: Record, store: Store, events: bool = False) -> dict[str
 
 def cmd_show(args: argparse.Namespace) -> int:
     store = Store(state_path(), create_if_missing=False)
-    print(json.dumps(_record_dict(store.get(args.rollout_id), store, events=True), indent=2, default=str))
+    story = _record_dict(store.get(args.rollout_id), store, events=True)
+    if args.html:
+        Path(args.html).write_text(rollout_html(json.loads(json.dumps(story, default=str))))
+        print(f"wrote {args.html}: open it in a browser (file://{Path(args.html).resolve()})")
+        return 0
+    print(json.dumps(story, indent=2, default=str))
     return 0
 
 
@@ -280,5 +286,8 @@ def register(sub: Subcommands) -> None:
     history = add_verb(sub, "history", cmd_history, "past rollouts")
     history.add_argument("--json", action="store_true")
     history.add_argument("--limit", type=int, default=50)
-    show = add_verb(sub, "show", cmd_show, "one rollout's full story (JSON)", inventory=False)
+    show = add_verb(sub, "show", cmd_show, "one rollout's full story (JSON, or --html: a page with its timeline)",
+                    inventory=False)
     show.add_argument("rollout_id")
+    show.add_argument("--html", metavar="FILE", help="write a self-contained page: weights, error and shed rate, "
+                      "latency per version over time, verdicts and operator actions")

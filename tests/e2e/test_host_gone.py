@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from canary.devtools.loadgen import LoadGenerator
+from tests.browser import ARTIFACTS, render
 from tests.e2e.helpers import DEMO_POLICY, LOAD_RPS, at_step, events, show, status_json, versions, wait_for
 from tests.sandbox_fleet import REPO, start_node, stop_node
 
@@ -51,3 +52,17 @@ def test_a_canary_host_that_is_gone_is_drained_and_the_others_rolled_back(stable
     assert not traffic.failed, traffic.summary()
     others = {h: v for h, v in versions(stable_fleet).items() if h != canary}
     assert set(others.values()) == {"v1.2.0"}, others
+
+    # the story as a page people look at, rendered by a real browser
+    page = Path(state_dir["VOXFLEET_STATE_DIR"]) / "report.html"
+    run([str(Path(sys.executable).with_name("rollout")), "show", story["id"], "--html", str(page)], env=state_dir)
+    dom = render(page, ARTIFACTS / "rollout-report-host-gone.png")
+    assert dom.count('class="panel"') == 4 and 'data-series="traffic to v1.3.0"' in dom
+    assert 'data-series="errors v1.3.0"' in dom and 'data-series="errors v1.2.0"' in dom
+    assert dom.count('<tr class="verdict ') == len(events(story, "verdict")) and '<tr class="verdict fail">' in dom
+    assert f"{canary} could not be reached" in dom
+
+
+def run(cmd: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run(cmd, cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
