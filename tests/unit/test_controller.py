@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from canary.adapters.lb_traffic import TrafficChangeError
+from canary.adapters.store import Record
 from canary.decisions.phases import Phase
 from canary.decisions.plan import RolloutState
 from canary.rollout.controller import Controller, RolloutError
@@ -210,12 +211,17 @@ def test_an_abort_racing_a_failing_action_still_rolls_back(world):
     assert "error superseded" in [e.kind for e in store.events(record.id)]
 
 
-def test_an_unexpected_error_after_traffic_moved_rolls_back(world):
-    sim, store, controller, clock = world
+def a_minute_into_the_first_step(controller, clock) -> tuple[Controller, Record]:
     c = controller()
     record = c.start("v1.3.0")
     to_first_step(c, clock, record.id)
     clock.sleep(70)
+    return c, record
+
+
+def test_an_unexpected_error_after_traffic_moved_rolls_back(world):
+    sim, store, controller, clock = world
+    c, record = a_minute_into_the_first_step(controller, clock)
     sim.fail_apply = KeyError("surprise")  # the next weight change blows up unexpectedly
     phases = run(c, clock)
     assert phases[-1] == "ROLLED_BACK" and "surprise" in store.get(record.id).reason
@@ -224,10 +230,7 @@ def test_an_unexpected_error_after_traffic_moved_rolls_back(world):
 
 def test_an_lb_that_refuses_a_weight_change_pauses_the_rollout_naming_it(world):
     sim, store, controller, clock = world
-    c = controller()
-    record = c.start("v1.3.0")
-    to_first_step(c, clock, record.id)
-    clock.sleep(70)
+    c, record = a_minute_into_the_first_step(controller, clock)
     before = sim.share("v1.3.0")
     sim.fail_apply = TrafficChangeError("LB lb2: traffic change to 50% refused: nginx: [emerg] no space left; "
                                         "the other LBs are back on the previous split (lb1)")
