@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from canary.adapters.inventory import load_fleet
+from canary.adapters.metrics_server import serve_metrics
 from canary.adapters.store import Record, Store, StoreError
 from canary.cli.common import EXIT_ERROR, Subcommands, add_verb, parse_overrides
 from canary.decisions.capacity import PlanError
+from canary.decisions.controller_metrics import exposition
 from canary.decisions.inventory import InventoryError
 from canary.decisions.phases import Phase
 from canary.decisions.plan import layout_rows, plan_rollout, planned_layouts
@@ -243,6 +245,29 @@ def _record_dict(record: Record, store: Store, events: bool = False) -> dict[str
     return data
 
 
+def _metrics_text() -> str:
+    store = open_store_for_reading()
+    if store is None:
+        return ""
+    with store:
+        return exposition(store.history(limit=None))
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    if args.serve is None:
+        print(_metrics_text(), end="")
+        return 0
+    server = serve_metrics(_metrics_text, args.bind, args.serve)
+    print(f"serving the controller's metrics on http://{args.bind}:{server.server_address[1]}/metrics "
+          f"(state store {state_path()})",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     store = Store(state_path(), create_if_missing=False)
     story = _record_dict(store.get(args.rollout_id), store, events=True)
@@ -286,6 +311,10 @@ def register(sub: Subcommands) -> None:
     history = add_verb(sub, "history", cmd_history, "past rollouts")
     history.add_argument("--json", action="store_true")
     history.add_argument("--limit", type=int, default=50)
+    metrics = add_verb(sub, "metrics", cmd_metrics, "the controller's metrics for Prometheus (phase, step, weights, "
+                       "last verdict, rollouts by result)", inventory=False)
+    metrics.add_argument("--serve", type=int, metavar="PORT", help="serve them on GET /metrics instead of printing")
+    metrics.add_argument("--bind", default="127.0.0.1", help="the address to serve on (default 127.0.0.1)")
     show = add_verb(sub, "show", cmd_show, "one rollout's full story (JSON, or --html: a page with its timeline)",
                     inventory=False)
     show.add_argument("rollout_id")
