@@ -85,7 +85,7 @@ def test_the_notify_url_is_never_stored_shown_or_printed(fleet_world, capsys):
         assert TOKEN.encode() not in path.read_bytes(), path
     assert TOKEN not in json.dumps([e.data for e in store.events(record.id)])
     assert TOKEN not in json.dumps(status_view(record, clock.now()), default=str)
-    cmd_show(argparse.Namespace(rollout_id=record.id))
+    cmd_show(argparse.Namespace(rollout_id=record.id, html=None))
     cmd_history(argparse.Namespace(json=True, inventory=None, limit=50))
     printed = capsys.readouterr().out
     assert record.id in printed and TOKEN not in printed
