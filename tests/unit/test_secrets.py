@@ -89,6 +89,9 @@ def test_the_notify_url_is_never_stored_shown_or_printed(fleet_world, capsys):
     cmd_history(argparse.Namespace(json=True, inventory=None, limit=50))
     printed = capsys.readouterr().out
     assert record.id in printed and TOKEN not in printed
+    page = state_dir.parent / "report.html"
+    cmd_show(argparse.Namespace(rollout_id=record.id, html=str(page)))
+    assert record.id in page.read_text() and TOKEN not in page.read_text()
 
 
 def test_a_later_tick_sends_to_the_url_given_at_start(fleet_world):
