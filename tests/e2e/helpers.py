@@ -178,8 +178,11 @@ class WebhookReceiver:
         self._server.shutdown()
 
 
-def lb_error_log() -> str:
-    """The sandbox LB's nginx error log (where it says when it takes a server out)."""
-    shown = subprocess.run(["docker", "exec", "voxfleet-lb", "cat", "/var/log/nginx/error.log"],
-                           capture_output=True, text=True, timeout=60, check=True)
-    return shown.stdout
+def lb_error_logs(fleet: Fleet) -> dict[str, str]:
+    """Each sandbox LB's nginx error log (where it says when it takes a server out)."""
+    logs = {}
+    for lb in fleet.lbs:
+        shown = subprocess.run(["docker", "exec", fleet.hostvars[lb]["sandbox_container"], "cat",
+                                "/var/log/nginx/error.log"], capture_output=True, text=True, timeout=60, check=True)
+        logs[lb] = shown.stdout
+    return logs

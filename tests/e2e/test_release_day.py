@@ -32,7 +32,7 @@ from tests.e2e.helpers import (
     at_step,
     crash_at_every_event,
     events,
-    lb_error_log,
+    lb_error_logs,
     show,
     status_json,
     versions,
@@ -68,7 +68,7 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
     # all the while, another client sends only input the service must refuse
     hostile = HostileClient(stable_fleet.lb_public_urls[-1], rps=20)
     try:
-        errors_before = lb_error_log()
+        errors_before = lb_error_logs(stable_fleet)
         hostile.__enter__()
         released = rollout("release", NEW, *DEMO_POLICY, "--detach", "--report", str(tmp_path),
                            "--set", f"promotion_window={promotion_window()}", "--set", "promotion_timezone=UTC",
@@ -127,7 +127,8 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
     assert not traffic.failed, traffic.summary()
     assert not hostile.server_errors, hostile.server_errors[:5]
     assert all(400 <= status < 500 for status in hostile.statuses) and sum(hostile.statuses.values()) > 1000
-    taken_out = [line for line in lb_error_log()[len(errors_before):].splitlines() if "temporarily disabled" in line]
+    taken_out = [f"{lb}: {line}" for lb, log in lb_error_logs(stable_fleet).items()
+                 for line in log[len(errors_before[lb]):].splitlines() if "temporarily disabled" in line]
     assert not taken_out, taken_out[:5]  # no server was marked down, though versions came and went
     assert traffic.by_version()[NEW] > 0 and traffic.by_version()["v1.2.0"] > 0
 
