@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -295,13 +296,24 @@ def judge_errors(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: P
     return MetricVerdict("error_rate", "inconclusive", waiting, numbers)
 
 
+def settled(attempts: Sequence[Attempt], since: datetime | None) -> list[Attempt]:
+    """The attempts made at or after `since` (all of them for None)."""
+    return list(attempts) if since is None else [a for a in attempts if a.time >= since]
+
+
 def judge_latency(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: Policy,
-                  looks: int = 1) -> MetricVerdict:
+                  looks: int = 1, canary_from: datetime | None = None,
+                  stable_from: datetime | None = None) -> MetricVerdict:
+    """`canary_from`/`stable_from`: each side's latency is judged from then on (the end of
+    the stage's settling time; None: every attempt, e.g. a baseline from an earlier step)."""
+    unsettled = len(canary) - len(settled(canary, canary_from))
+    canary, stable = settled(canary, canary_from), settled(stable, stable_from)
     c = np.array([a.response_time_s for a in canary if a.is_success and a.response_time_s is not None], dtype=float)
     s = np.array([a.response_time_s for a in stable if a.is_success and a.response_time_s is not None], dtype=float)
     cap_s, max_ratio = policy.max_p95_ms / 1000.0, policy.latency_max_ratio
     numbers: dict[str, Any] = {"n": len(c), "stable_n": len(s), "p95_cap_s": cap_s, "max_ratio": max_ratio,
-                               "look": max(1, looks)}
+                               "look": max(1, looks), "settling_excluded": unsettled,
+                               "min_effect_s": policy.latency_min_effect_ms / 1000.0}
     if len(c) == 0:
         return MetricVerdict("latency", "inconclusive", "no successful canary responses", numbers)
     numbers["median_s"] = float(np.median(c))
@@ -329,7 +341,7 @@ def judge_latency(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: 
     numbers.update(stable_p95_s=float(np.percentile(s, 95)), median_ratio=ratio, mann_whitney_u=u, z=z,
                    p_value=p, alpha=alpha, common_language_effect=u / (len(c) * len(s)))
     medians = f"median {_secs(med_c)} vs stable {_secs(med_s)} (×{ratio:.2f}"
-    if p < alpha and ratio > max_ratio:
+    if p < alpha and ratio > max_ratio and med_c - med_s > policy.latency_min_effect_ms / 1000.0:
         failures.append(f"canary slower: {medians} > ×{max_ratio:g}, Mann–Whitney p={p:.2g} < α={alpha:.2g})")
     if failures:
         return MetricVerdict("latency", "fail", "; ".join(failures), numbers)
@@ -337,10 +349,12 @@ def judge_latency(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: 
     if requests < policy.min_requests:
         return MetricVerdict("latency", "inconclusive", f"only {requests} canary requests "
                              f"(min_requests {policy.min_requests}); {medians})", numbers)
-    if ratio > max_ratio:
+    if ratio > max_ratio and med_c - med_s > policy.latency_min_effect_ms / 1000.0:
         return MetricVerdict("latency", "inconclusive", f"canary may be slower: {medians} > ×{max_ratio:g}, "
                              f"not significant yet: p={p:.2g} ≥ α={alpha:.2g})", numbers)
-    return MetricVerdict("latency", "pass", f"latency {medians} ≤ ×{max_ratio:g}, p={p:.2g}), "
+    within = f"≤ ×{max_ratio:g}" if ratio <= max_ratio else \
+        f"within {policy.latency_min_effect_ms} ms of stable's"
+    return MetricVerdict("latency", "pass", f"latency {medians} {within}, p={p:.2g}), "
                          f"p95 {_secs(p95)} ≤ {_secs(cap_s)}", numbers)
 
 
@@ -378,13 +392,16 @@ def judge_shedding(canary: Sequence[Attempt], stable: Sequence[Attempt], policy:
 
 
 def judge(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: Policy, looks: int = 1,
-          load_ratio: float = 1.0) -> Verdict:
+          load_ratio: float = 1.0, canary_from: datetime | None = None,
+          stable_from: datetime | None = None) -> Verdict:
     """Overall verdict: fail if any metric fails, pass only if every metric passes.
 
     `looks`: how many analyses this step has had, counting this one (1 for the first);
-    `load_ratio`: the canary side's load per unit of capacity ÷ stable's.
+    `load_ratio`: the canary side's load per unit of capacity ÷ stable's;
+    `canary_from`/`stable_from`: when each side's latency starts being judged (judge_latency).
     """
-    metrics = (judge_errors(canary, stable, policy), judge_latency(canary, stable, policy, looks),
+    metrics = (judge_errors(canary, stable, policy),
+               judge_latency(canary, stable, policy, looks, canary_from, stable_from),
                judge_shedding(canary, stable, policy, load_ratio))
     outcomes = {m.verdict for m in metrics}
     overall: Outcome = "fail" if "fail" in outcomes else "pass" if outcomes == {"pass"} else "inconclusive"

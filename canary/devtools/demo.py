@@ -33,7 +33,8 @@ from models.recipe import build as build_model
 
 DEMO_POLICY = {"steps": [10, 50, 100], "dwell_s": 15, "min_requests": 20, "interval_s": 5,
                "step_max_s": 300, "consecutive_failures": 2, "batch_size": 1,
-               "max_error_rate": 0.2}  # with no errors, a 20% cap is proven after 14 canary requests
+               "max_error_rate": 0.2,  # with no errors, a 20% cap is proven after 14 canary requests
+               "latency_settle_s": 10}  # short steps: a shorter settling time than production's 30 s
 LOGS = REPO_ROOT / "build" / "logs"
 T = TypeVar("T")
 

@@ -435,10 +435,13 @@ class Controller:
             return self._save(record, state, "weights live", {"canary_percent": state.weight_set})
         requests = self._step_requests(record, state)
         canary, stable = self._split(state, requests)
-        if state.weight_set == 100 and state.baseline_cursor:
+        baseline = state.weight_set == 100 and bool(state.baseline_cursor)
+        if baseline:
             stable = self._baseline(record, state)  # stable is only a backup now: compare with the last step
         policy = parse_policy(state.policy)
-        verdict = judge(canary, stable, policy, looks=state.looks + 1, load_ratio=load_per_capacity(state, canary, stable))
+        settled = datetime.fromtimestamp((state.step_started_at or 0) + policy.latency_settle_s, UTC)
+        verdict = judge(canary, stable, policy, looks=state.looks + 1, load_ratio=load_per_capacity(state, canary, stable),
+                        canary_from=settled, stable_from=None if baseline else settled)
         decision = decide_step(state, verdict, self.clock.now(), self.calendar.now())
         evidence = {"verdict": verdict_dict(verdict), "decision": asdict(decision),
                     "step": state.step_index + 1, "weight": state.weight_set, "stage": state.stage_name,

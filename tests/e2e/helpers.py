@@ -25,7 +25,10 @@ LOAD_RPS = round(0.6 * FLEET_CAPACITY_RPS, 1)
 # Short timings for a 3-host sandbox under light load. With no errors at all, a 20% cap
 # is proven after 14 canary requests (a 5% cap would need 59: minutes at 10% of 3 req/s).
 DEMO_POLICY = ["--set", "dwell_s=8", "--set", "min_requests=15", "--set", "interval_s=4",
-               "--set", "step_max_s=300", "--set", "consecutive_failures=2", "--set", "max_error_rate=0.2"]
+               "--set", "step_max_s=300", "--set", "consecutive_failures=2", "--set", "max_error_rate=0.2",
+               # steps of seconds: latency is judged from a stage's first answer (bench/fairness.py
+               # shows the default settling time at work)
+               "--set", "latency_settle_s=0"]
 
 
 def start(version: str, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:

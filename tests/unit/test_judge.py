@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -356,3 +357,33 @@ def test_client_faults_from_the_access_log_are_not_errors():
     assert faults == [(400, True, False, False), (413, True, False, False), (415, True, False, False),
                       (422, True, False, False), (499, True, False, False), (429, False, False, True),
                       (502, False, True, False), (None, False, True, False)]
+
+
+def at(attempts: list[Attempt], seconds: float) -> list[Attempt]:
+    """The same attempts, made `seconds` after T0."""
+    return [replace(a, time=T0 + timedelta(seconds=seconds)) for a in attempts]
+
+
+def test_a_fresh_canarys_slow_first_answers_are_not_judged_for_latency_but_its_errors_are():
+    # a cold start: the first 300 answers x4 slower and 3 of them failed; afterwards as fast as stable
+    cold = at(sample(30, CANARY, 300, errors=3, median_s=0.4), 5)
+    warm = at(sample(31, CANARY, 250, median_s=0.1), 40)
+    stable = at(sample(32, STABLE, 600, median_s=0.1), 5) + at(sample(33, STABLE, 600, median_s=0.1), 40)
+    settle = T0 + timedelta(seconds=30)
+    judged = judge(cold + warm, stable, POLICY, looks=5, canary_from=settle, stable_from=settle)
+    latency, errors = metric(judged, "latency"), metric(judged, "error_rate")
+    assert latency.verdict == "pass" and latency.numbers["settling_excluded"] == 300
+    assert latency.numbers["n"] == 250 and latency.numbers["stable_n"] == 600
+    assert errors.numbers["n"] == 550 and errors.numbers["errors"] == 3  # every request counts for errors
+    unsettled = judge(cold + warm, stable, POLICY, looks=5)
+    assert metric(unsettled, "latency").verdict == "fail"  # the same answers, judged from the first
+
+
+def test_a_slower_median_fails_only_when_it_is_also_slower_in_absolute_terms():
+    canary, stable = sample(34, CANARY, 400, median_s=0.016, sigma=0.1), sample(35, STABLE, 400, median_s=0.01,
+                                                                               sigma=0.1)
+    tiny = metric(judge(canary, stable, POLICY, looks=5), "latency")  # x1.6, but 6 ms
+    assert tiny.numbers["median_ratio"] > POLICY.latency_max_ratio and tiny.verdict == "pass"
+    assert "within 20 ms of stable's" in tiny.reason
+    strict = replace(POLICY, latency_min_effect_ms=0)
+    assert metric(judge(canary, stable, strict, looks=5), "latency").verdict == "fail"
