@@ -315,7 +315,9 @@ def judge_latency(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: 
                                "look": max(1, looks), "settling_excluded": unsettled,
                                "min_effect_s": policy.latency_min_effect_ms / 1000.0}
     if len(c) == 0:
-        return MetricVerdict("latency", "inconclusive", "no successful canary responses", numbers)
+        why = (f"the stage is settling: latency is judged from {policy.latency_settle_s} s after it began "
+               f"({unsettled} earlier canary answers not judged)") if unsettled else "no successful canary responses"
+        return MetricVerdict("latency", "inconclusive", why, numbers)
     numbers["median_s"] = float(np.median(c))
     if len(s):
         numbers["stable_median_s"] = float(np.median(s))

@@ -377,6 +377,8 @@ def test_a_fresh_canarys_slow_first_answers_are_not_judged_for_latency_but_its_e
     assert errors.numbers["n"] == 550 and errors.numbers["errors"] == 3  # every request counts for errors
     unsettled = judge(cold + warm, stable, POLICY, looks=5)
     assert metric(unsettled, "latency").verdict == "fail"  # the same answers, judged from the first
+    early = metric(judge(cold, stable, POLICY, looks=1, canary_from=settle, stable_from=settle), "latency")
+    assert early.verdict == "inconclusive" and early.reason.startswith("the stage is settling")
 
 
 def test_a_slower_median_fails_only_when_it_is_also_slower_in_absolute_terms():
