@@ -72,8 +72,10 @@ class LbTraffic:
         try:
             book = address_book(self.lb, self.connection.run, [host_of(s.address) for s in servers])
             return by_address_book(servers, book, self.lb)
-        except (OSError, ValueError) as exc:
-            raise TrafficChangeError(f"LB {self.lb}: {exc}" if not str(exc).startswith("LB ") else str(exc)) from exc
+        except RemoteCommandError as exc:  # names the host already
+            raise TrafficChangeError(f"LB {self.lb} unreachable while resolving upstream names: {exc}") from exc
+        except (OSError, ValueError) as exc:  # the address book's and by_address_book's name the LB
+            raise TrafficChangeError(str(exc)) from exc
 
     def apply(self, servers: list[UpstreamServer], canary_percent: int) -> str:
         """Live on this LB when it returns; the live split's sha256."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from canary.decisions.phases import Phase
 from canary.decisions.plan import RolloutState, traffic_layout
+from canary.decisions.status import metric_numbers
 from canary.decisions.traffic import canary_percent_of
 
 PREFIX = "voxfleet"
@@ -39,10 +40,6 @@ def _labels(labels: dict[str, str]) -> str:
     return "{" + ",".join(f'{k}="{quoted(v)}"' for k, v in labels.items()) + "}"
 
 
-def _metric(verdict: dict[str, Any], name: str) -> dict[str, Any]:
-    return next((m.get("numbers", {}) for m in verdict.get("metrics", []) if m.get("metric") == name), {})
-
-
 def _latest_series(record: Any) -> list[tuple[str, dict[str, str], float]]:
     state = record.state
     base = {"fleet": record.fleet, "rollout_id": record.id, "version": record.version}
@@ -64,7 +61,7 @@ def _latest_series(record: Any) -> list[tuple[str, dict[str, str], float]]:
         for name, metric, field in (("verdict_error_rate", "error_rate", "rate"), ("verdict_shed_rate", "shed", "rate"),
                                     ("verdict_latency_median_seconds", "latency", "median_s"),
                                     ("verdict_latency_p95_seconds", "latency", "p95_s")):
-            value = _metric(verdict, metric).get(prefix + field)
+            value = metric_numbers(verdict, metric).get(prefix + field)
             if isinstance(value, int | float):
                 series.append((name, base | {"side": side}, float(value)))
     return series

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from canary.decisions.status import metric_numbers
+
 WIDTH, PANEL_HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 960, 150, 70, 20, 22, 24
 NEW_COLOUR, OLD_COLOUR, MARK_COLOUR = "#d9480f", "#1c7ed6", "#868e96"
 CONTROLLER_KINDS = {"created", "verdict", "weights live", "traffic off new version", "previous version restored",
@@ -26,10 +28,6 @@ class Series:
     points: list[tuple[float, float]]  # (seconds since start, value)
     dashed: bool = False
     steps: bool = False  # a value holds until the next point (weights)
-
-
-def _metric(verdict: dict[str, Any], name: str) -> dict[str, Any]:
-    return next((m.get("numbers", {}) for m in verdict.get("metrics", []) if m.get("metric") == name), {})
 
 
 def _series(record: dict[str, Any]) -> dict[str, list[Series]]:
@@ -53,7 +51,7 @@ def _series(record: dict[str, Any]) -> dict[str, list[Series]]:
                                        ("median new", "latency", "median_s"),
                                        ("median old", "latency", "stable_median_s"),
                                        ("p95 new", "latency", "p95_s"), ("p95 old", "latency", "stable_p95_s")):
-                value = _metric(verdict, metric).get(field)
+                value = metric_numbers(verdict, metric).get(field)
                 if isinstance(value, int | float):
                     values.setdefault(key, []).append((t, float(value)))
     end = float(record["events"][-1]["at"]) - start if record["events"] else 0.0

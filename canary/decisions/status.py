@@ -8,6 +8,11 @@ from canary.decisions.phases import Phase
 from canary.decisions.plan import RolloutState, traffic_layout
 
 
+def metric_numbers(verdict: dict[str, Any], name: str) -> dict[str, Any]:
+    """One metric's numbers (error_rate, latency, shed) from a stored verdict; {} if absent."""
+    return next((m.get("numbers", {}) for m in verdict.get("metrics", []) if m.get("metric") == name), {})
+
+
 def status_view(record: Any, now: float) -> dict[str, Any]:
     """`record`: a store Record (id, version, phase, result, reason, state and times)."""
     state = RolloutState.from_dict(record.state)
