@@ -12,8 +12,10 @@ ratio s·C/cap(N) and one on the old side (1 − s)·C/cap(O). Hosts being switc
 (drained, deployed, verified) carry nothing, so the others carry more.
 
 A plan is a list of stages. Each traffic step below 100% is a stage whose share is the
-step's percentage, with just enough hosts on the new version to carry it; the hosts it
-needs are switched first, in batches, while the share stays between the previous step's
+step's percentage, with just enough hosts on the new version to carry it (after the
+first step, more while that leaves both versions' hosts more equally busy: their latencies
+are compared, and a host run hotter than the others answers slower); the hosts it needs
+are switched first, in batches, while the share stays between the previous step's
 and this one's (whichever spreads the load best). The last step, 100%, is reached by
 promotion batches: the remaining old hosts are switched a batch at a time, and between
 batches every host carries load in proportion to its capacity (both versions), so the new
@@ -162,6 +164,25 @@ class _Planner:
         return (f"{draining}{host} would carry {float(ratios[host]):.2f}× its share of the fleet's capacity, "
                 f"above 1 + canary_headroom = {float(self.limit):.2f}")
 
+    def imbalance(self, layout: Layout) -> Fraction:
+        """The busiest loaded host's load ratio ÷ the idlest one's (1: all equally busy)."""
+        ratios = [r for r in load_ratios(self.capacity, layout).values() if r > 0]
+        return max(ratios) / min(ratios) if ratios else Fraction(1)
+
+    def fairer(self, new: list[str], low: Fraction, high: Fraction, target: Fraction,
+               label: str) -> tuple[tuple[str, ...], Fraction] | None:
+        """One more batch to switch before the step at `target` when that leaves the two
+        versions' hosts more equally busy (their latencies are compared: a canary run
+        hotter than its share looks slower than it is); None when it would not."""
+        try:
+            batch, drain_peak = self.batch(new, low, high, target, set(self.capacity), label)
+        except PlanError:
+            return None
+        before, after = Layout(frozenset(new), share=target), Layout(frozenset([*new, *batch]), share=target)
+        if not self.ok(after) or self.imbalance(after) >= self.imbalance(before):
+            return None
+        return batch, drain_peak
+
     def batch(self, new: list[str], low: Fraction, high: Fraction, target: Fraction | None,
               allowed: set[str], label: str) -> tuple[tuple[str, ...], Fraction]:
         """The next batch to switch to the new version (and the peak while it is switched):
@@ -219,6 +240,11 @@ def plan_stages(hosts: Sequence[Host], steps: Sequence[int], headroom: float, ba
                 raise PlanError(f"{label} on canary_hosts {', '.join(canaries)}: "
                                 + planner.why_not(Layout(frozenset(new), share=target)))
             batch, drain_peak = planner.batch(new, share, high, target, allowed, label)
+            switched.append(batch)
+            worst = max(worst, drain_peak)
+            new += batch
+        while index and (more := planner.fairer(new, share, high, target, label)):
+            batch, drain_peak = more
             switched.append(batch)
             worst = max(worst, drain_peak)
             new += batch

@@ -133,3 +133,16 @@ def test_a_policy_that_cannot_be_honoured_is_refused_naming_the_step_and_the_num
 def test_capacities_keep_two_decimals():
     assert capacity_units(1.5) == Fraction(3, 2) and capacity_units(2) == 2 and capacity_units(0.333) == Fraction(33,
                                                                                                                  100)
+
+
+def test_a_later_step_takes_more_hosts_when_that_leaves_both_versions_equally_busy():
+    # node1 alone could carry 50% within a 1.0 headroom (2× its share) while the others sat at
+    # 0.67×: its latency would be compared with hosts a third as busy. node2 joins it instead.
+    hosts = [Host("node1", Fraction(1)), Host("node2", Fraction(1)), Host("node3", Fraction(2))]
+    stages = plan_stages(hosts, [10, 50, 100], 1.0)
+    assert [(s.percent, s.new_hosts) for s in stages][:2] == [(10, ("node1",)), (50, ("node1", "node2"))]
+    ratios = load_ratios({h.name: h.capacity for h in hosts}, Layout(frozenset({"node1", "node2"}), share=Fraction(1, 2)))
+    assert set(ratios.values()) == {1}
+    # no gain, no extra host: three equal hosts at 50% are as unequal with one new host as with two
+    equal = plan_stages([Host(n, Fraction(1)) for n in ("a", "b", "c")], [10, 50, 100], 0.5)
+    assert equal[1].new_hosts == ("a",)
