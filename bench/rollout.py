@@ -11,12 +11,17 @@ product's controller (the same code as `rollout start`):
 - v1.3.0-flaky (fails ~30% of inputs): time from the failing verdict to zero traffic on
   the new version on every LB (the reloads that drain it);
 - v1.3.0-silent (broken audio): caught at the warm-up gate, before any traffic;
+- v1.3.0 aborted at its 10% step by `rollout abort` (a second process, as an operator
+  runs it, while the first one waits in the step): time from the command to zero
+  traffic on the new version on every LB;
 and the failed client requests during each, side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -85,6 +90,43 @@ def run_scenario(fleet: Fleet, store: Store, version: str, rps: float) -> dict:
             "new_version_answers": traffic.by_version().get(version, 0), "reason": final.reason or ""}
 
 
+def run_abort(fleet: Fleet, version: str, rps: float) -> dict:
+    """`rollout start` in one process; at its 10% step, `rollout abort` in another."""
+    reset(fleet)
+    state_dir = Path(tempfile.mkdtemp(prefix="voxfleet-bench-abort-"))
+    env = dict(os.environ, VOXFLEET_STATE_DIR=str(state_dir))
+    rollout = str(Path(sys.executable).with_name("rollout"))
+    overrides = [arg for key, value in {**POLICY, "dwell_s": 600, "step_max_s": 1200}.items()
+                 for arg in ("--set", f"{key}={json.dumps(value)}")]
+    load = LoadGenerator(fleet.lb_public_urls, rps=rps).start(duration_s=1800)
+    started = time.time()
+    first = subprocess.Popen([rollout, "start", version, *overrides], env=env, cwd=REPO_ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            time.sleep(0.5)
+            with Store(state_dir / "rollouts.db", create_if_missing=True) as store:
+                active = store.history(limit=1)
+                if active and active[0].state.get("weight_live") == 10:
+                    break
+            if first.poll() is not None or time.time() - started > 900:
+                raise RuntimeError(f"{version} never reached its 10% step")
+        aborted = time.time()
+        subprocess.run([rollout, "abort", "--reason", "bench"], env=env, cwd=REPO_ROOT, check=True,
+                       capture_output=True)
+        first.wait(600)
+    finally:
+        first.kill()
+        traffic = load.stop()
+    with Store(state_dir / "rollouts.db") as store:
+        record = store.history(limit=1)[0]
+        drained = next(e.at for e in store.events(record.id) if e.kind == "traffic off new version")
+    return {"version": f"{version} abort", "result": record.result, "wall_s": time.time() - started, "phases": {},
+            "fail_to_zero_s": drained - aborted, "requests": len(traffic.outcomes), "failed": len(traffic.failed),
+            "shed": len(traffic.shed), "new_version_answers": traffic.by_version().get(version, 0),
+            "reason": record.reason or ""}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--plans-only", action="store_true", help="only the old and new plans side by side")
@@ -102,11 +144,12 @@ def main() -> int:
     store = Store(Path(tempfile.mkdtemp(prefix="voxfleet-bench-")) / "rollouts.db")
     rps = round(args.load * FLEET_CAPACITY_RPS, 1)
     results = [run_scenario(fleet, store, v, rps) for v in versions[1:]]
+    results.append(run_abort(fleet, versions[1], rps))
     reset(fleet)
 
     dwell_total = POLICY["dwell_s"] * len(POLICY["steps"])
     print(f"\nrollouts under steady load {rps:g} req/s through {len(fleet.lbs)} LBs\n")
-    print(f"{'scenario':<16} {'result':<12} {'wall s':>7} {'overhead s':>10} {'fail→0% s':>9} "
+    print(f"{'scenario':<16} {'result':<12} {'wall s':>7} {'overhead s':>10} {'→0% s':>9} "
           f"{'requests':>8} {'failed':>6} {'429/503':>7} {'answered by new':>15}")
     for r in results:
         overhead = r["wall_s"] - dwell_total if r["result"] == "succeeded" else None

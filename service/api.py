@@ -85,7 +85,7 @@ def _count_requests(app: FastAPI, runtime: ModelRuntime) -> None:
         response.headers["X-Served-By"] = node  # which host answered, when a user complains
         metrics.requests.labels(route, str(response.status_code)).inc()
         if speech:
-            metrics.latency.labels(route).observe(time.perf_counter() - started)
+            metrics.latency.labels(route, f"{response.status_code // 100}xx").observe(time.perf_counter() - started)
         return response
 
 

@@ -204,6 +204,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
           f"{', '.join(state.canary_hosts)} vs {state.stable_hosts[0]}")
     print(f"  each step and batch: dwell ≥ {policy.dwell_s}s and ≥ {policy.min_requests} requests on the new version, "
           f"analysis every {policy.interval_s}s; no host above {1 + policy.canary_headroom:.2f}× its capacity share")
+    sources = {"access_log": "every LB's access log", "prometheus": f"Prometheus at {policy.prometheus_url}",
+               "both": f"every LB's access log and Prometheus at {policy.prometheus_url}"}
+    print(f"  judged from {sources[policy.evidence]}")
     for stage in stages:
         print(f"  {stage['stage']}")
         for row in stage["hosts"]:

@@ -246,11 +246,15 @@ def _counted(attempts: Sequence[Attempt]) -> list[Attempt]:
 
 
 def judge_errors(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: Policy) -> MetricVerdict:
-    cap, min_n = policy.max_error_rate, policy.min_requests
     c, s = _counted(canary), _counted(stable)
-    n, e = len(c), sum(a.is_error for a in c)
-    ns, es = len(s), sum(a.is_error for a in s)
-    shed = sum(a.shed for a in canary)
+    return judge_error_counts(len(c), sum(a.is_error for a in c), len(s), sum(a.is_error for a in s),
+                              sum(a.shed for a in canary), policy)
+
+
+def judge_error_counts(n: int, e: int, ns: int, es: int, shed: int, policy: Policy) -> MetricVerdict:
+    """The error-rate verdict from counts: `n` canary trials with `e` server faults, `ns`
+    and `es` for stable, `shed` canary attempts refused for load (said, not judged here)."""
+    cap, min_n = policy.max_error_rate, policy.min_requests
     numbers: dict[str, Any] = {"n": n, "errors": e, "shed": shed, "stable_n": ns, "stable_errors": es,
                                "cap": cap, "min_requests": min_n,
                                "stable_rate": es / ns if ns else None}
@@ -368,8 +372,14 @@ def judge_shedding(canary: Sequence[Attempt], stable: Sequence[Attempt], policy:
                    load_ratio: float = 1.0) -> MetricVerdict:
     """`load_ratio`: the canary side's load per unit of capacity ÷ stable's, this window."""
     canary, stable = _not_client_faults(canary), _not_client_faults(stable)
-    n, s = len(canary), sum(a.shed for a in canary)
-    ns, ss = len(stable), sum(a.shed for a in stable)
+    return judge_shed_counts(len(canary), sum(a.shed for a in canary), len(stable), sum(a.shed for a in stable),
+                             len(_counted(canary)), policy, load_ratio)
+
+
+def judge_shed_counts(n: int, s: int, ns: int, ss: int, served: int, policy: Policy,
+                      load_ratio: float = 1.0) -> MetricVerdict:
+    """The shed verdict from counts: `n` canary attempts (client faults left out) of which
+    `s` were shed and `served` were trials; `ns`, `ss` for stable."""
     numbers: dict[str, Any] = {"n": n, "shed": s, "stable_n": ns, "stable_shed": ss,
                                "rate": s / n if n else None, "stable_rate": ss / ns if ns else None,
                                "load_ratio": load_ratio}
@@ -384,7 +394,6 @@ def judge_shedding(canary: Sequence[Attempt], stable: Sequence[Attempt], policy:
                                  f"capacity (SPRT log-LR {sprt.llr:.2f} ≥ {sprt.upper:.2f})", numbers)
         return MetricVerdict("shed", "inconclusive", f"{desc}, but under ×{load_ratio:.2f} stable's load per unit "
                              "of capacity", numbers)
-    served = len(_counted(canary))
     if served < policy.min_requests:  # no pass on shedding alone: "no data is never a pass"
         return MetricVerdict("shed", "inconclusive", f"{desc}: only {served} canary requests served "
                              f"(min_requests {policy.min_requests})", numbers)
@@ -405,8 +414,15 @@ def judge(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: Policy, 
     metrics = (judge_errors(canary, stable, policy),
                judge_latency(canary, stable, policy, looks, canary_from, stable_from),
                judge_shedding(canary, stable, policy, load_ratio))
+    return overall(metrics)
+
+
+def overall(metrics: Sequence[MetricVerdict], source: str = "") -> Verdict:
+    """Fail if any metric fails, pass only if every metric passes; counts from the first
+    (error-rate) metric. `source` names where the numbers came from in the summary."""
     outcomes = {m.verdict for m in metrics}
-    overall: Outcome = "fail" if "fail" in outcomes else "pass" if outcomes == {"pass"} else "inconclusive"
-    shown = [m.reason for m in metrics if overall == "pass" or m.verdict == overall]
+    verdict: Outcome = "fail" if "fail" in outcomes else "pass" if outcomes == {"pass"} else "inconclusive"
+    shown = [m.reason for m in metrics if verdict == "pass" or m.verdict == verdict]
     errors = metrics[0].numbers
-    return Verdict(overall, metrics, errors["n"], errors["stable_n"], f"{overall}: " + "; ".join(shown))
+    prefix = f"{verdict} ({source})" if source else verdict
+    return Verdict(verdict, tuple(metrics), errors["n"], errors["stable_n"], f"{prefix}: " + "; ".join(shown))

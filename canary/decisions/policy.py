@@ -56,6 +56,11 @@ class Policy:
     promotion_weekdays: tuple[str, ...] = WEEKDAYS
     promotion_not_before: str = ""  # ISO 8601 with an offset, e.g. 2026-11-26T02:00:00+01:00
     notify_url: str = ""
+    # Where the judge's numbers come from: the LBs' access logs (every attempt, as clients
+    # saw them), Prometheus (the service's own per-version series) or both (either failing
+    # fails; a pass needs both).
+    evidence: str = "access_log"
+    prometheus_url: str = ""  # the server evidence: prometheus|both queries
     gate_latency_max_ratio: float = 2.0  # release gate: golden-prompt latency at most this × live version's
     gate_max_rtf: float = 1.0  # release gate: synthesis slower than real time fails
     extra: dict[str, Any] = field(default_factory=dict)
@@ -151,6 +156,7 @@ VALIDATORS: dict[str, Validator] = {
     "canary_headroom": _number(0.0, 10.0), "capacity_unit_rps": _number(0.0, 1e6),
     "health_timeout_s": _integer(60), "promotion_window": _window, "promotion_timezone": _timezone,
     "promotion_weekdays": _weekdays, "promotion_not_before": _instant, "notify_url": _url,
+    "evidence": _one_of("access_log", "prometheus", "both"), "prometheus_url": _url,
     "gate_latency_max_ratio": _number(1.0, 100.0), "gate_max_rtf": _number(0.001, 100.0),
 }
 KNOWN_KEYS = tuple(f.name for f in fields(Policy) if f.name != "extra")
@@ -177,6 +183,8 @@ def parse_policy(raw: dict[str, Any] | None, base: Policy | None = None) -> Poli
     policy = replace(base or Policy(), **values)
     if policy.step_max_s < policy.dwell_s:
         problems.append(f"rollout_policy.step_max_s ({policy.step_max_s}) must be ≥ dwell_s ({policy.dwell_s})")
+    if policy.evidence != "access_log" and not policy.prometheus_url:
+        problems.append(f"rollout_policy.prometheus_url: must be set for evidence: {policy.evidence}")
     if problems:
         raise PolicyError(problems)
     return policy

@@ -31,6 +31,7 @@ import yaml
 
 from canary import REPO_ROOT
 from canary.adapters import images
+from canary.devtools import sandbox_prometheus
 
 LABEL = "io.voxfleet.sandbox"
 CONFIG_LABEL = "io.voxfleet.sandbox.config"
@@ -62,6 +63,8 @@ class SandboxSpec:
     registry_port: int = 15000  # published on 127.0.0.1 for `rollout publish`
     http_port: int = 18080  # LB j's port 80 is published on 127.0.0.1 at http_port + j - 1
     ssh_base_port: int = 22200  # LB 1 on base, node i on base + i, LB j > 1 on base + 50 + j
+    prometheus_port: int = 19090  # the sandbox Prometheus' API, published on 127.0.0.1
+    controller_metrics_port: int = 19100  # where it scrapes `rollout metrics --serve` on this machine
 
     def capacity(self, i: int) -> int:
         """Node i's (1-based) capacity."""
@@ -96,6 +99,14 @@ class SandboxSpec:
 
     def node(self, i: int) -> str:
         return f"{self.prefix}-node{i}"
+
+    @property
+    def prometheus(self) -> str:
+        return f"{self.prefix}-prometheus"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
 
     @property
     def nodes(self) -> list[str]:
@@ -150,7 +161,7 @@ def _ensure_key(inventory_dir: Path) -> str:
     return key.with_suffix(".pub").read_text().strip()
 
 
-def plan_containers(spec: SandboxSpec, public_key: str) -> list[ContainerPlan]:
+def plan_containers(spec: SandboxSpec, public_key: str, prometheus_config: Path) -> list[ContainerPlan]:
     common = ("--network", spec.network, "--label", f"{LABEL}={spec.prefix}", "--restart", "unless-stopped")
     registry_env = ("-e", f"SANDBOX_REGISTRY={spec.registry}:5000", "-e", f"SANDBOX_AUTHORIZED_KEY={public_key}")
     plans = [ContainerPlan(spec.registry, sandbox_image("registry"), common + (
@@ -165,6 +176,8 @@ def plan_containers(spec: SandboxSpec, public_key: str) -> list[ContainerPlan]:
         plans.append(ContainerPlan(name, node_image, common + registry_env + tuple(DIND_FLAGS) + (
             "--hostname", f"node{i}", "-v", f"{name}-docker:/var/lib/docker",
             "-p", f"127.0.0.1:{spec.ssh_base_port + i}:22")))
+    plans.append(ContainerPlan(spec.prometheus, sandbox_image("prometheus"), common + sandbox_prometheus.container_args(
+        prometheus_config, spec.prometheus_port)))
     return plans
 
 
@@ -270,7 +283,9 @@ def inventory_document(spec: SandboxSpec, controller_address: str = "127.0.0.1")
             "lb_public_url": [f"http://127.0.0.1:{spec.lb_http_port(j)}" for j in spec.lb_numbers],
             # What one unit of sandbox capacity serves (MEASURED_UNIT_RPS), a little under, so
             # a drain the controller allows really fits.
-            "rollout_policy": {"capacity_unit_rps": SANDBOX_UNIT_RPS},
+            # The sandbox's Prometheus (scraping every node) answers here: policy `evidence:
+            # prometheus` or `both` judges from it.
+            "rollout_policy": {"capacity_unit_rps": SANDBOX_UNIT_RPS, "prometheus_url": spec.prometheus_url},
         },
         "children": {
             "tts_nodes": {"hosts": nodes},
@@ -304,7 +319,11 @@ def up(spec: SandboxSpec, inventory_dir: Path, repo_root: Path, log: TextIO | No
         _docker("network", "create", "--label", f"{LABEL}={spec.prefix}", spec.network, check=True)
     for volume in [f"{spec.registry}-data", *(f"{node}-docker" for node in spec.nodes)]:
         _ensure_volume(volume, spec.prefix)
-    plans = plan_containers(spec, public_key)
+    gateway = network_gateway(spec.network)
+    prometheus_dir = _private(inventory_dir) / "prometheus"
+    new_config = sandbox_prometheus.write_config(prometheus_dir, sandbox_prometheus.scrape_config(
+        [f"{node}:6006" for node in spec.nodes], f"{gateway}:{spec.controller_metrics_port}"))
+    plans = plan_containers(spec, public_key, prometheus_dir.resolve())
     outcome = {}
     for name in _sandbox_containers(spec.prefix):
         if name not in {plan.name for plan in plans}:
@@ -315,6 +334,9 @@ def up(spec: SandboxSpec, inventory_dir: Path, repo_root: Path, log: TextIO | No
         _wait_ssh(port, name)
     for name in spec.nodes:
         _wait_node_engine(name)
+    sandbox_prometheus.wait_ready(spec.prometheus_url)
+    if new_config and outcome[spec.prometheus] in ("unchanged", "started"):
+        sandbox_prometheus.reload(spec.prometheus_url)
     known = write_known_hosts(spec, inventory_dir)
     outcome["inventory"] = "written" if write_inventory(spec, inventory_dir) or known else "unchanged"
     return outcome
@@ -392,11 +414,11 @@ def status(spec: SandboxSpec) -> list[dict[str, str]]:
     """One row per sandbox container: name, role, state, and what a node runs."""
     rows = []
     lbs = {spec.lb(j): j for j in spec.lb_numbers}
-    for name in [spec.registry, *lbs, *spec.nodes]:
+    roles = {spec.registry: "registry", spec.prometheus: "prometheus"} | {lb: "lb" for lb in lbs}
+    for name in [spec.registry, spec.prometheus, *lbs, *spec.nodes]:
         state = _docker("inspect", "--format", "{{.State.Status}}", name)
         row = {"name": name, "state": state.stdout.strip() if state.returncode == 0 else "missing",
-               "role": "registry" if name == spec.registry else "lb" if name in lbs else "gpu-host",
-               "runs": ""}
+               "role": roles.get(name, "gpu-host"), "runs": ""}
         if row["role"] == "gpu-host" and row["state"] == "running":
             inner = _docker("exec", name, "docker", "ps", "-a", "--format", "{{.Image}} ({{.Status}})")
             row["runs"] = ", ".join(inner.stdout.split("\n")).strip(", ") or "nothing"
@@ -404,5 +426,7 @@ def status(spec: SandboxSpec) -> list[dict[str, str]]:
             row["runs"] = f"nginx on http://127.0.0.1:{spec.lb_http_port(lbs[name])}"
         elif row["role"] == "registry":
             row["runs"] = f"registry on 127.0.0.1:{spec.registry_port}"
+        elif row["role"] == "prometheus":
+            row["runs"] = f"Prometheus on {spec.prometheus_url}"
         rows.append(row)
     return rows

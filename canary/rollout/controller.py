@@ -25,6 +25,7 @@ from canary.adapters.fleet import FleetError
 from canary.adapters.lb_traffic import TrafficChangeError
 from canary.adapters.notify import Notice, NullNotifier, WebhookNotifier, notifier_for
 from canary.adapters.private_files import forget_secrets, save_secret
+from canary.adapters.prometheus import PrometheusSource, PrometheusUnavailable
 from canary.adapters.store import ActiveRolloutError, ConcurrentUpdateError, Record, Store
 from canary.decisions.access_log import Attempt, Request
 from canary.decisions.capacity import Layout, PlanError, drain_shortfall, peak
@@ -34,11 +35,20 @@ from canary.decisions.judge import Verdict, judge
 from canary.decisions.phases import Phase
 from canary.decisions.plan import RolloutState, plan_rollout, traffic_layout
 from canary.decisions.policy import Policy, parse_policy
+from canary.decisions.prometheus_evidence import both, judge_totals, unavailable
 from canary.decisions.quality import compare
 from canary.decisions.status import event_line
 from canary.decisions.steps import decide_step, rollback_targets
 from canary.decisions.traffic import check_version
-from canary.rollout.ports import Clock, FleetPort, MetricsPort, ProbePort, RegistryPort, TrafficPort
+from canary.rollout.ports import (
+    AggregatePort,
+    Clock,
+    FleetPort,
+    MetricsPort,
+    ProbePort,
+    RegistryPort,
+    TrafficPort,
+)
 
 # How a new stage starts being judged: weights to re-apply, samples from the next cursor.
 JUDGING_AFRESH: dict[str, Any] = {"weight_live": None, "step_cursor": {}, "looks": 0, "consecutive_fails": 0,
@@ -76,10 +86,12 @@ class Controller:
     def __init__(self, fleet: Fleet, store: Store, fleet_port: FleetPort, traffic: TrafficPort,
                  metrics: MetricsPort, probe: ProbePort, registry: RegistryPort, clock: Clock,
                  actor: str | None = None, log: Callable[[str], None] = lambda _: None,
-                 notifier: NullNotifier | WebhookNotifier | None = None, calendar: Clock | None = None) -> None:
+                 notifier: NullNotifier | WebhookNotifier | None = None, calendar: Clock | None = None,
+                 aggregates: Callable[[str], AggregatePort] = PrometheusSource) -> None:
         self.fleet, self.store, self.fleet_port, self.traffic = fleet, store, fleet_port, traffic
         self.metrics, self.probe, self.registry, self.clock = metrics, probe, registry, clock
         self.calendar = calendar or clock  # the time promotion windows are judged at
+        self.aggregates = aggregates  # Prometheus (policy evidence: prometheus|both), by its URL
         self.actor = actor or getpass.getuser()
         self.log = log
         self.notifier = notifier or notifier_for(fleet.policy.notify_url)
@@ -440,8 +452,12 @@ class Controller:
             stable = self._baseline(record, state)  # stable is only a backup now: compare with the last step
         policy = parse_policy(state.policy)
         settled = datetime.fromtimestamp((state.step_started_at or 0) + policy.latency_settle_s, UTC)
-        verdict = judge(canary, stable, policy, looks=state.looks + 1, load_ratio=load_per_capacity(state, canary, stable),
+        load_ratio = load_per_capacity(state, canary, stable)
+        verdict = judge(canary, stable, policy, looks=state.looks + 1, load_ratio=load_ratio,
                         canary_from=settled, stable_from=None if baseline else settled)
+        if policy.evidence != "access_log":
+            from_prometheus = self._prometheus_verdict(state, policy, load_ratio, baseline)
+            verdict = from_prometheus if policy.evidence == "prometheus" else both(verdict, from_prometheus)
         decision = decide_step(state, verdict, self.clock.now(), self.calendar.now())
         evidence = {"verdict": verdict_dict(verdict), "decision": asdict(decision),
                     "step": state.step_index + 1, "weight": state.weight_set, "stage": state.stage_name,
@@ -466,6 +482,24 @@ class Controller:
             state = replace(state, advancing=True)
             record = self._save(record, state, "verdict", evidence)
         return self._promoting(record, state)
+
+    def _prometheus_verdict(self, state: RolloutState, policy: Policy, load_ratio: float,
+                            baseline: bool) -> Verdict:
+        """The judge on Prometheus' totals for this stage (since its weights went live);
+        inconclusive, saying why, when Prometheus cannot answer."""
+        now = self.clock.now()
+        started = state.step_started_at or now
+        source = self.aggregates(policy.prometheus_url)
+        try:
+            totals = source.totals([state.version, state.stable_version], started, now,
+                                   latency_since=min(now, started + policy.latency_settle_s))
+            stable = totals[state.stable_version]
+            if baseline:  # stable is only a backup now: its numbers from the stage before
+                stable = source.totals([state.stable_version], started - max(policy.dwell_s, now - started),
+                                       started)[state.stable_version]
+        except PrometheusUnavailable as exc:
+            return unavailable(f"no Prometheus evidence: {exc}")
+        return judge_totals(totals[state.version], stable, policy, load_ratio)
 
     def _step_requests(self, record: Record, state: RolloutState) -> list[Request]:
         """All API requests since the stage's weights went live; cached between ticks."""

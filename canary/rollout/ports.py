@@ -1,17 +1,19 @@
 """The controller's ports: everything it does to the world goes through these.
 
-Production adapters (Ansible, the LB's access log over SSH, the registry's HTTP API)
-live in `adapters.py`; unit tests use in-memory fakes (`tests/unit/fakes.py`).
+Production adapters (Ansible, the LB's access log over SSH, Prometheus' query API, the
+registry's HTTP API) live in `canary/adapters/`; unit tests use in-memory fakes (`tests/unit/fakes.py`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from canary.decisions.access_log import Request
 from canary.decisions.fleet_state import NodeState
+from canary.decisions.prometheus_evidence import VersionTotals
 from canary.decisions.traffic import UpstreamServer
 
 
@@ -41,6 +43,14 @@ class MetricsPort(Protocol):
 
     def request_rate(self, window_s: float) -> float:
         """API requests per second through the LB over the last `window_s` seconds."""
+
+
+class AggregatePort(Protocol):
+    def totals(self, versions: Sequence[str], since: float, until: float,
+               latency_since: float | None = None) -> dict[str, VersionTotals]:
+        """Each version's speech requests from `since` to `until` (unix seconds), its
+        latency histogram from `latency_since` (default `since`). Raises
+        PrometheusUnavailable naming the server and why."""
 
 
 class ProbePort(Protocol):

@@ -20,7 +20,7 @@ from canary.adapters.store import Store
 from canary.decisions.inventory import Fleet
 from canary.decisions.status import status_view
 from canary.devtools.loadgen import LoadGenerator, LoadResult
-from tests.e2e.helpers import FLEET_CAPACITY_RPS, start, versions
+from tests.e2e.helpers import FLEET_CAPACITY_RPS, events, show, start, versions
 from tests.sandbox_fleet import INVENTORY, rollout
 
 pytestmark = pytest.mark.sandbox
@@ -143,13 +143,17 @@ def test_shares_follow_capacity_before_during_and_after_a_rollout(mixed_fleet, s
             began = time.time()
             # node3 holds half the capacity: switching it leaves half to carry everything (the
             # rollout's deploys and switches alone take over 1,000 requests at this rate)
-            result = start("v1.3.0", state_dir, "--set", "canary_headroom=1.0")
+            # judged from the sandbox's Prometheus alone (the service's own series)
+            result = start("v1.3.0", state_dir, "--set", "canary_headroom=1.0", "--set", "evidence=prometheus")
             ended = time.time()
     finally:
         traffic = load.stop()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert set(versions(fleet).values()) == {"v1.3.0"}
     assert not traffic.failed, traffic.summary()
+    passed = [v["data"]["verdict"]["summary"] for v in events(show(state_dir), "verdict")
+              if v["data"]["verdict"]["verdict"] == "pass"]
+    assert len(passed) >= 3 and all(p.startswith("pass (prometheus)") for p in passed), passed
 
     # in every layout the LB had, hosts of one version share by capacity (node3 twice node1 or 2)
     for servers in layouts.layouts:

@@ -193,7 +193,7 @@ def test_version_and_metrics_describe_the_model(server):
     metrics = httpx.get(server.url + "/metrics").text
     assert 'tts_requests_total{route="speech",status="200"}' in metrics
     assert 'tts_requests_total{route="speech",status="400"}' in metrics
-    assert 'tts_request_duration_seconds_bucket{le="60.0",route="speech"}' in metrics
+    assert 'tts_request_duration_seconds_bucket{le="60.0",outcome="2xx",route="speech"}' in metrics
     assert f'sha256="{manifest.sha256}"' in metrics and 'version="v1.3.0"' in metrics
     for name in ("tts_audio_seconds_total", "tts_real_time_factor_count", "tts_in_flight_requests",
                  "tts_queued_requests", "tts_ready 1.0"):

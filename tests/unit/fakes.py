@@ -7,6 +7,7 @@ latencies per version, so a test can script "v1.3.0 fails 30% of requests".
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,14 +17,17 @@ from typing import Any
 
 from canary.adapters.ansible import HostResult, PlaybookResult
 from canary.adapters.fleet import FleetError
+from canary.adapters.prometheus import PrometheusUnavailable
 from canary.adapters.store import Record
 from canary.decisions.access_log import Attempt, Request
 from canary.decisions.fleet_state import NodeState
 from canary.decisions.inventory import Fleet, Node
 from canary.decisions.phases import Phase
 from canary.decisions.policy import parse_policy
+from canary.decisions.prometheus_evidence import VersionTotals
 from canary.decisions.traffic import UpstreamServer
 from canary.rollout.controller import Controller
+from service.metrics import LATENCY_BUCKETS
 
 
 class FakeClock:
@@ -147,6 +151,27 @@ class SimulatedFleet:
             self.log.append(Request(str(self.seq), when, 500 if error else 200, (attempt,), error,
                                     "/v1/audio/speech", "POST", latency, version))
             self.seq += 1
+
+    # AggregatePort: what Prometheus would total from the same simulated traffic
+    prometheus_down: bool = False
+
+    def totals(self, versions: list[str], since: float, until: float,
+               latency_since: float | None = None) -> dict[str, VersionTotals]:
+        if self.prometheus_down:
+            raise PrometheusUnavailable("Prometheus at http://prometheus.test:9090 is not reachable: refused")
+        self._advance()
+        start, latency_start = (datetime.fromtimestamp(t, UTC) for t in (since, latency_since or since))
+        end = datetime.fromtimestamp(until, UTC)
+        out = {}
+        for version in versions:
+            served = [r for r in self.log if r.version == version and start <= r.time <= end]
+            by_status: dict[int, float] = {}
+            for r in served:
+                by_status[r.status] = by_status.get(r.status, 0) + 1
+            fast = [r.request_time_s or 0.0 for r in served if r.status == 200 and r.time >= latency_start]
+            buckets = tuple((le, float(sum(t <= le for t in fast))) for le in (*LATENCY_BUCKETS, math.inf))
+            out[version] = VersionTotals(version, by_status, buckets)
+        return out
 
     # ProbePort
     def golden(self, hosts: list[str]) -> dict[str, list[dict[str, Any]]]:

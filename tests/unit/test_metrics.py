@@ -11,8 +11,8 @@ SHA = "ab" * 32
 def text() -> str:
     m = ServiceMetrics()
     m.bind(queued=lambda: 3, ready=lambda: 1, model_labels={"version": "v1.3.0", "sha256": SHA})
-    m.requests.labels(route="/v1/audio/speech", status="200").inc()
-    m.latency.labels(route="/v1/audio/speech").observe(0.3)
+    m.requests.labels(route="speech", status="200").inc()
+    m.latency.labels(route="speech", outcome="2xx").observe(0.3)
     m.observe_synthesis(audio_seconds=2.0, synth_seconds=0.5)
     m.observe_synthesis(audio_seconds=0.0, synth_seconds=0.1)  # no audio: counted, no RTF sample
     m.in_flight.inc()
@@ -26,11 +26,11 @@ def sample(text: str, series: str) -> float:
 
 
 @pytest.mark.parametrize("series, value", [
-    ('tts_requests_total{route="/v1/audio/speech",status="200"}', 1),
-    ('tts_request_duration_seconds_bucket{le="0.25",route="/v1/audio/speech"}', 0),
-    ('tts_request_duration_seconds_bucket{le="0.5",route="/v1/audio/speech"}', 1),
-    ('tts_request_duration_seconds_bucket{le="60.0",route="/v1/audio/speech"}', 1),
-    ('tts_request_duration_seconds_bucket{le="+Inf",route="/v1/audio/speech"}', 1),
+    ('tts_requests_total{route="speech",status="200"}', 1),
+    ('tts_request_duration_seconds_bucket{le="0.25",outcome="2xx",route="speech"}', 0),
+    ('tts_request_duration_seconds_bucket{le="0.5",outcome="2xx",route="speech"}', 1),
+    ('tts_request_duration_seconds_bucket{le="60.0",outcome="2xx",route="speech"}', 1),
+    ('tts_request_duration_seconds_bucket{le="+Inf",outcome="2xx",route="speech"}', 1),
     ("tts_audio_seconds_total", 2.0),
     ("tts_real_time_factor_count", 1),
     ("tts_real_time_factor_sum", 0.25),
