@@ -16,17 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.releases import RELEASES, VARIANTS, VOICE_TABLE
+from models.releases import RELEASES, VARIANTS, VOICE_TABLE, RecipeError
 from service.engines.demo import WEIGHTS_FILE, ProsodyNet
 from service.engines.weights import write_weights
 from service.model_dir import write_manifest
 
 MODEL_NAME = "voxfleet-demo"
 SAMPLE_RATE = 44_100
-
-
-class RecipeError(ValueError):
-    """Unknown release or variant."""
 
 
 def variant_version(version: str, variant: str | None) -> str:

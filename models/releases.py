@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+
+class RecipeError(ValueError):
+    """Unknown release or variant."""
+
 VOICE_TABLE = {  # voice: (pitch scale, formant scale); the OpenAI voice names
     "alloy": (1.0, 1.0), "echo": (0.8, 0.95), "fable": (1.1, 1.02),
     "onyx": (0.7, 0.9), "nova": (1.3, 1.1), "shimmer": (1.45, 1.12),

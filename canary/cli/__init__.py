@@ -22,7 +22,7 @@ from canary.decisions.inventory import InventoryError
 from canary.devtools.sandbox import SandboxError
 from canary.release.artifact import ReleaseError
 from canary.rollout.controller import RolloutError
-from models.recipe import RecipeError
+from models.releases import RecipeError
 
 VERB_GROUPS = (rollout, release, fleet, local)
 KNOWN_ERRORS = (ImageBuildError, ContainerError, RecipeError, RegistryError, SandboxError, RolloutError, StoreError,

@@ -18,7 +18,6 @@ from canary.decisions.policy import Policy
 from canary.release.artifact import ReleaseError, check_artifact
 from canary.release.gate import GateMachine, run_gate
 from canary.release.publish import publish
-from models.recipe import build as build_model
 from models.releases import RELEASES, VARIANTS
 
 
@@ -64,6 +63,8 @@ def ensure_demo_model(version: str) -> None:
     model_dir = REPO_ROOT / "build" / "models" / version
     if not model_dir.exists() and version in RELEASES:
         print(f"building the demo model {version} from its recipe into {model_dir}", file=sys.stderr)
+        from models.recipe import build as build_model  # torch: imported only to build a model
+
         build_model(version, model_dir.parent)
 
 
@@ -151,6 +152,8 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 
 def cmd_model_build(args: argparse.Namespace) -> int:
+    from models.recipe import build as build_model  # torch: imported only to build a model
+
     for version in args.version:
         print(build_model(version, args.out, args.variant))
     return EXIT_OK
