@@ -32,6 +32,9 @@ class ServiceMetrics:
         self.latency = Histogram("tts_request_duration_seconds", "Speech request latency by status class "
                                  "(2xx, 4xx, 5xx)", ["route", "outcome"],
                                  buckets=LATENCY_BUCKETS, registry=r)
+        self.service = Histogram("tts_request_service_seconds", "Speech request latency less the time it waited "
+                                 "in the inference queue: the version's own cost, whatever the host's load",
+                                 ["route", "outcome"], buckets=LATENCY_BUCKETS, registry=r)
         self.audio_seconds = Counter("tts_audio_seconds", "Seconds of audio produced", registry=r)
         self.rtf = Histogram("tts_real_time_factor", "Synthesis time divided by audio duration",
                              buckets=RTF_BUCKETS, registry=r)

@@ -71,6 +71,7 @@ class Synthesis:
     sample_rate: int
     synth_seconds: float
     report: AudioReport
+    queue_wait_s: float = 0.0  # how long it waited for a worker before synthesis began
 
     @property
     def duration_s(self) -> float:
@@ -196,6 +197,7 @@ class ModelRuntime:
                 or speakable_chunks(text, support, chunk_chars))  # the request rules checked these
 
     def _synthesize(self, engine: Engine, text: str, voice: str, speed: float, job: Job[Synthesis]) -> Synthesis:
+        waited = max(0.0, time.monotonic() - job.queued_at)
         started = time.perf_counter()
         rate = engine.describe().sample_rate
         gap = np.zeros(int(CHUNK_GAP_S * rate), dtype=np.float32)
@@ -218,4 +220,4 @@ class ModelRuntime:
             raise BadAudioError(report)
         self._avg_synth_s = 0.8 * self._avg_synth_s + 0.2 * elapsed
         self.metrics.observe_synthesis(audio.size / rate, elapsed)
-        return Synthesis(audio, rate, elapsed, report)
+        return Synthesis(audio, rate, elapsed, report, waited)

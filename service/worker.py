@@ -43,6 +43,7 @@ class Job(Future[T]):
     def __init__(self, expires_at: float | None = None) -> None:
         super().__init__()
         self.expires_at = expires_at  # time.monotonic() after which it is not started
+        self.queued_at = time.monotonic()
         self._abandoned = threading.Event()
 
     def abandon(self) -> None:

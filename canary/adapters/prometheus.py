@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from canary.decisions.prometheus_evidence import (
+    RESPONSE_HISTOGRAM,
+    SERVICE_HISTOGRAM,
     PrometheusDataError,
     VersionTotals,
     latency_query,
@@ -63,10 +65,13 @@ class PrometheusSource:
         """Each version's speech requests from `since` to `until` (unix seconds), and its
         successful answers' latency from `latency_since` (default: `since`)."""
         latency_window = until - (since if latency_since is None else latency_since)
+
+        def histogram(name: str) -> list[dict[str, Any]]:
+            return self.query(latency_query(versions, latency_window, name), until) if latency_window > 0 else []
+
         try:
             return totals_from(self.query(status_query(versions, until - since), until),
-                               self.query(latency_query(versions, latency_window), until)
-                               if latency_window > 0 else [], versions)
+                               histogram(RESPONSE_HISTOGRAM), versions, histogram(SERVICE_HISTOGRAM))
         except PrometheusDataError as exc:
             raise PrometheusUnavailable(f"Prometheus at {self.url}: {exc}") from None
 

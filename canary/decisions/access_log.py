@@ -44,6 +44,17 @@ class Attempt:
     is_last: bool  # the attempt whose answer the client got
     uri: str
     shed: bool = False  # 429 or 503: the server shed load (queue full, not ready); judged as shedding
+    # How long the answer waited in the server's inference queue (its X-Queue-Seconds; nginx
+    # keeps the last attempt's header only). None: not reported.
+    queue_wait_s: float | None = None
+
+    @property
+    def service_time_s(self) -> float | None:
+        """The response time less the queue wait: what this version itself took, whatever
+        the load its host was under (the response time when no wait was reported)."""
+        if self.response_time_s is None or self.queue_wait_s is None:
+            return self.response_time_s
+        return max(0.0, self.response_time_s - self.queue_wait_s)
 
     @property
     def is_success(self) -> bool:
@@ -156,6 +167,7 @@ def _attempts(obj: dict[str, Any], request_id: str, time: datetime, status: int,
         if not len(addresses) == len(statuses) == len(times):
             raise MalformedLine(f"{len(addresses)} upstream addresses but {len(statuses)} statuses "
                                 f"and {len(times)} response times")
+    queue_wait = _queue_wait(obj.get("upstream_queue_time"))
     attempts = []
     for i, address in enumerate(addresses):
         last = i == len(addresses) - 1
@@ -164,8 +176,21 @@ def _attempts(obj: dict[str, Any], request_id: str, time: datetime, status: int,
         # away (499) while this, its last, attempt was still working.
         shed = code in SHED_STATUSES
         is_error = (code >= 500 and not shed) if code is not None else not (last and status == CLIENT_CLOSED)
-        attempts.append(Attempt(request_id, time, address, code, times[i], is_error, last, uri, shed=shed))
+        attempts.append(Attempt(request_id, time, address, code, times[i], is_error, last, uri, shed=shed,
+                                queue_wait_s=queue_wait if last else None))
     return tuple(attempts)
+
+
+def _queue_wait(value: Any) -> float | None:
+    """The last attempt's X-Queue-Seconds; anything but a plain number of seconds is
+    "not reported" (it is the upstream's header, not nginx's own field)."""
+    if not isinstance(value, str) or value.strip() in _NONE:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < float("inf") else None
 
 
 def parse_line(line: str | bytes) -> Request:

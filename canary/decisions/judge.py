@@ -13,7 +13,11 @@ Two metrics, each pass / fail / inconclusive with the numbers behind it:
   * relative to stable, a conditional SPRT on which side each error came from (below).
 - latency (2xx attempts only): one-sided Mann–Whitney U (normal approximation, tie and
   continuity corrected) for "canary slower", gated on the ratio of medians; and the
-  canary's p95 against policy.max_p95_ms.
+  canary's p95 against policy.max_p95_ms. The comparison is of time in service (the
+  response time less what the answer waited in its server's queue, when the server says):
+  the plan can give the canary more load per unit of capacity than stable (a 10% step on
+  one of three hosts, a 50% one), and queueing behind that load is the host's, not the
+  version's; the p95 cap is on the whole response time, what clients wait.
 
 - shed: the share of attempts each version refused for load (429, 503). A version that
   sheds more than the other (the same SPRT on attribution) while carrying no more load per
@@ -312,8 +316,11 @@ def judge_latency(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: 
     the stage's settling time; None: every attempt, e.g. a baseline from an earlier step)."""
     unsettled = len(canary) - len(settled(canary, canary_from))
     canary, stable = settled(canary, canary_from), settled(stable, stable_from)
-    c = np.array([a.response_time_s for a in canary if a.is_success and a.response_time_s is not None], dtype=float)
-    s = np.array([a.response_time_s for a in stable if a.is_success and a.response_time_s is not None], dtype=float)
+    answered_c = [a for a in canary if a.is_success and a.response_time_s is not None]
+    answered_s = [a for a in stable if a.is_success and a.response_time_s is not None]
+    c = np.array([a.service_time_s for a in answered_c], dtype=float)  # compared: time in service
+    s = np.array([a.service_time_s for a in answered_s], dtype=float)
+    whole = np.array([a.response_time_s for a in answered_c], dtype=float)  # capped: what clients wait
     cap_s, max_ratio = policy.max_p95_ms / 1000.0, policy.latency_max_ratio
     numbers: dict[str, Any] = {"n": len(c), "stable_n": len(s), "p95_cap_s": cap_s, "max_ratio": max_ratio,
                                "look": max(1, looks), "settling_excluded": unsettled,
@@ -329,8 +336,9 @@ def judge_latency(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: 
         return MetricVerdict("latency", "inconclusive", f"only {len(c)} successful canary responses; "
                              f"latency is judged from {LATENCY_MIN_N}", numbers)
 
-    p95 = float(np.percentile(c, 95))
-    numbers["p95_s"] = p95
+    p95 = float(np.percentile(whole, 95))
+    numbers.update(p95_s=p95, response_median_s=float(np.median(whole)),
+                   queue_wait_reported=sum(a.queue_wait_s is not None for a in answered_c))
     failures = []
     if p95 > cap_s:
         failures.append(f"canary p95 {_secs(p95)} > cap {_secs(cap_s)} ({len(c)} responses)")
@@ -346,7 +354,7 @@ def judge_latency(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: 
     alpha = latency_alpha(looks)
     numbers.update(stable_p95_s=float(np.percentile(s, 95)), median_ratio=ratio, mann_whitney_u=u, z=z,
                    p_value=p, alpha=alpha, common_language_effect=u / (len(c) * len(s)))
-    medians = f"median {_secs(med_c)} vs stable {_secs(med_s)} (×{ratio:.2f}"
+    medians = f"median in service {_secs(med_c)} vs stable {_secs(med_s)} (×{ratio:.2f}"
     if p < alpha and ratio > max_ratio and med_c - med_s > policy.latency_min_effect_ms / 1000.0:
         failures.append(f"canary slower: {medians} > ×{max_ratio:g}, Mann–Whitney p={p:.2g} < α={alpha:.2g})")
     if failures:

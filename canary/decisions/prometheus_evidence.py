@@ -2,7 +2,8 @@
 and the same judge's verdict on those totals.
 
 Every service process counts its requests by route and status (`tts_requests_total`) and
-times its speech requests by outcome (`tts_request_duration_seconds{outcome}`), and
+times its speech requests by outcome, whole (`tts_request_duration_seconds{outcome}`) and
+less their wait in the inference queue (`tts_request_service_seconds`), and
 `tts_model_info{version}` names the version it serves. Joined on the scrape target
 (`instance`), they give each version's totals over a window, wherever its processes run.
 
@@ -49,9 +50,13 @@ def status_query(versions: Sequence[str], window_s: float) -> str:
             f'{_by_version(versions)})')
 
 
-def latency_query(versions: Sequence[str], window_s: float) -> str:
-    """Successful (2xx) speech requests' latency buckets by version over the window."""
-    return (f'sum by (version, le) (increase(tts_request_duration_seconds_bucket{{route="{SPEECH_ROUTE}",'
+RESPONSE_HISTOGRAM = "tts_request_duration_seconds"
+SERVICE_HISTOGRAM = "tts_request_service_seconds"  # less the queue wait: compared across versions
+
+
+def latency_query(versions: Sequence[str], window_s: float, histogram: str = RESPONSE_HISTOGRAM) -> str:
+    """Successful (2xx) speech requests' `histogram` buckets by version over the window."""
+    return (f'sum by (version, le) (increase({histogram}_bucket{{route="{SPEECH_ROUTE}",'
             f'outcome="2xx"}}[{_window(window_s)}]) {_by_version(versions)})')
 
 
@@ -65,11 +70,13 @@ def _by_version(versions: Sequence[str]) -> str:
 @dataclass(frozen=True)
 class VersionTotals:
     """One version's speech requests over a window: count by status code, and its successful
-    answers' latency histogram as (upper bound, cumulative count), +Inf last."""
+    answers' histograms as (upper bound, cumulative count), +Inf last: response time, and
+    time in service (less the queue wait)."""
 
     version: str
     by_status: Mapping[int, float]
     latency_buckets: tuple[tuple[float, float], ...] = ()
+    service_buckets: tuple[tuple[float, float], ...] = ()
 
     def _count(self, wanted: Iterable[int]) -> int:
         codes = set(wanted)
@@ -98,20 +105,26 @@ class VersionTotals:
 
 
 def totals_from(status_result: Sequence[Mapping[str, Any]], latency_result: Sequence[Mapping[str, Any]],
-                versions: Sequence[str]) -> dict[str, VersionTotals]:
-    """Each of `versions`' totals from the two queries' instant-vector results (a version
-    with no series gets empty totals: no data, never a pass)."""
+                versions: Sequence[str], service_result: Sequence[Mapping[str, Any]] = ()) -> dict[str, VersionTotals]:
+    """Each of `versions`' totals from the queries' instant-vector results (a version with
+    no series gets empty totals: no data, never a pass)."""
     statuses: dict[str, dict[int, float]] = {v: {} for v in versions}
     for series in status_result:
         version, status = _label(series, "version"), _label(series, "status")
         if version in statuses and status.isdigit():
             statuses[version][int(status)] = statuses[version].get(int(status), 0.0) + _value(series)
+    latency, service = _histograms(latency_result, versions), _histograms(service_result, versions)
+    return {v: VersionTotals(v, statuses[v], latency[v], service[v]) for v in versions}
+
+
+def _histograms(result: Sequence[Mapping[str, Any]],
+                versions: Sequence[str]) -> dict[str, tuple[tuple[float, float], ...]]:
     buckets: dict[str, dict[float, float]] = {v: {} for v in versions}
-    for series in latency_result:
+    for series in result:
         version = _label(series, "version")
         if version in buckets:
             buckets[version][_bound(_label(series, "le"))] = _value(series)
-    return {v: VersionTotals(v, statuses[v], _cumulative(buckets[v])) for v in versions}
+    return {v: _cumulative(buckets[v]) for v in versions}
 
 
 def _label(series: Mapping[str, Any], name: str) -> str:
@@ -173,7 +186,11 @@ def judge_latency_histograms(canary: VersionTotals, stable: VersionTotals, polic
     if n < LATENCY_MIN_N:
         return MetricVerdict("latency", "inconclusive", f"only {n} successful canary responses in Prometheus; "
                              f"latency is judged from {LATENCY_MIN_N}", numbers)
-    median, p95 = quantile(0.5, canary.latency_buckets), quantile(0.95, canary.latency_buckets)
+    # medians of time in service are compared (queueing is the host's load, not the version);
+    # the p95 cap is on the whole response time
+    compared, stable_compared = canary.service_buckets or canary.latency_buckets, \
+        stable.service_buckets or stable.latency_buckets
+    median, p95 = quantile(0.5, compared), quantile(0.95, canary.latency_buckets)
     assert median is not None and p95 is not None  # n > 0
     numbers.update(median_s=median, p95_s=p95)
     if p95 > cap_s:
@@ -182,11 +199,11 @@ def judge_latency_histograms(canary: VersionTotals, stable: VersionTotals, polic
     if ns < LATENCY_MIN_N:
         return MetricVerdict("latency", "inconclusive", f"no baseline: only {ns} successful stable responses "
                              "in Prometheus", numbers)
-    stable_median = quantile(0.5, stable.latency_buckets)
+    stable_median = quantile(0.5, stable_compared)
     assert stable_median is not None
     ratio = median / max(stable_median, 0.001)
     numbers.update(stable_median_s=stable_median, median_ratio=ratio)
-    medians = f"median {median:.3f} s vs stable {stable_median:.3f} s (×{ratio:.2f}, histograms"
+    medians = f"median in service {median:.3f} s vs stable {stable_median:.3f} s (×{ratio:.2f}, histograms"
     if ratio > max_ratio and median - stable_median > min_effect_s:
         return MetricVerdict("latency", "fail", f"canary slower: {medians}) > ×{max_ratio:g}", numbers)
     if canary.trials < policy.min_requests:

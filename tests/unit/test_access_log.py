@@ -148,3 +148,14 @@ def test_split_complete_keeps_the_partial_trailing_line():
     assert split_complete(second[:30]) == ([], 0)
     assert split_complete(b"") == ([], 0)
     assert split_complete(first + b"\r\n\n") == ([first], len(first) + 3)
+
+
+def test_the_last_attempts_queue_wait_is_read_and_anything_odd_is_not_reported():
+    request = parse_line(line(upstream_addr=f"{CANARY}, {STABLE}", upstream_status="502, 200",
+                              upstream_response_time="0.010, 0.300", upstream_queue_time="0.120"))
+    first, last = request.attempts
+    assert first.queue_wait_s is None and last.queue_wait_s == pytest.approx(0.12)
+    assert last.service_time_s == pytest.approx(0.18) and first.service_time_s == pytest.approx(0.01)
+    for odd in ("-", "", "soon", "-1", "inf"):
+        (only,) = parse_line(line(upstream_queue_time=odd)).attempts
+        assert only.queue_wait_s is None and only.service_time_s == only.response_time_s

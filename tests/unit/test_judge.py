@@ -389,3 +389,22 @@ def test_a_slower_median_fails_only_when_it_is_also_slower_in_absolute_terms():
     assert "within 20 ms of stable's" in tiny.reason
     strict = replace(POLICY, latency_min_effect_ms=0)
     assert metric(judge(canary, stable, strict, looks=5), "latency").verdict == "fail"
+
+
+def queued(attempts: list[Attempt], wait_s: float) -> list[Attempt]:
+    """The same answers, each having waited `wait_s` of its response time in its server's queue."""
+    return [replace(a, response_time_s=(a.response_time_s or 0) + wait_s, queue_wait_s=wait_s) for a in attempts]
+
+
+def test_latency_compares_time_in_service_so_a_busier_canary_host_is_not_called_slower():
+    canary, stable = sample(36, CANARY, 400, median_s=0.05, sigma=0.1), sample(37, STABLE, 400, median_s=0.05,
+                                                                               sigma=0.1)
+    busy = metric(judge(queued(canary, 0.1), queued(stable, 0.01), POLICY, looks=5), "latency")
+    assert busy.verdict == "pass" and busy.numbers["median_ratio"] < 1.2, busy.reason
+    assert busy.numbers["response_median_s"] > 0.14  # what its clients waited, queue included
+    assert "median in service" in busy.reason
+    slow = sample(38, CANARY, 400, median_s=0.1, sigma=0.1)  # twice the work per request, no queue
+    assert metric(judge(queued(slow, 0.0), queued(stable, 0.05), POLICY, looks=5), "latency").verdict == "fail"
+    # the p95 cap is on the whole response time: a long queue is still what clients wait
+    capped = metric(judge(queued(canary, 40.0), stable, POLICY, looks=5), "latency")
+    assert capped.verdict == "fail" and "p95" in capped.reason

@@ -98,3 +98,12 @@ def test_both_sources_a_fail_from_either_fails_and_a_pass_needs_both():
     assert both(passing, down).verdict == "inconclusive"
     assert both(passing, passing).verdict == "pass"
     assert any(m.metric == "prometheus latency" for m in both(passing, failing).metrics)
+
+
+def test_a_canary_busier_than_stable_is_compared_by_time_in_service():
+    stable = totals("v1.2.0", 400)
+    queued = totals("v1.3.0", 60, latency_s=0.2)  # what clients waited: four times stable's...
+    busy = VersionTotals("v1.3.0", queued.by_status, queued.latency_buckets, totals("v1.3.0", 60).latency_buckets)
+    verdict = judge_totals(busy, stable, POLICY)  # ...but the same time in service
+    assert verdict.verdict == "pass" and "median in service" in verdict.summary, verdict.summary
+    assert judge_totals(queued, stable, POLICY).verdict == "fail"  # no service histogram: response times
