@@ -13,7 +13,7 @@ from service.metrics import ServiceMetrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboards" / "voxfleet.json"
 FUNCTIONS = {"sum", "by", "rate", "on", "group_left", "histogram_quantile", "le", "version", "status", "route",
-             "instance", "reason", "side", "result", "outcome", "phase"}
+             "instance", "reason", "side", "result", "outcome", "phase", "or"}
 
 
 def exported() -> set[str]:
