@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -155,7 +156,7 @@ class SimulatedFleet:
     # AggregatePort: what Prometheus would total from the same simulated traffic
     prometheus_down: bool = False
 
-    def totals(self, versions: list[str], since: float, until: float,
+    def totals(self, versions: Sequence[str], since: float, until: float,
                latency_since: float | None = None) -> dict[str, VersionTotals]:
         if self.prometheus_down:
             raise PrometheusUnavailable("Prometheus at http://prometheus.test:9090 is not reachable: refused")
