@@ -129,7 +129,7 @@ def print_status(view: dict[str, Any]) -> None:
     if verdict:
         print(f"  last verdict: {verdict['summary']}")
         for metric in verdict.get("metrics", []):
-            print(f"    {metric['metric']:<12} {metric['verdict']:<13} {metric['reason']}")
+            print(f"    {metric['metric']:<21} {metric['verdict']:<13} {metric['reason']}")
     if view["estimate"]:
         print(f"  estimate: {view['estimate']}")
     if view["reason"]:
