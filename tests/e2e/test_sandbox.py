@@ -11,8 +11,9 @@ from canary.devtools import sandbox
 from tests.sandbox_fleet import REPO, docker_works
 
 pytestmark = pytest.mark.sandbox
-SPEC = sandbox.SandboxSpec(hosts=2, prefix="vftest", registry_port=15900, http_port=18900, ssh_base_port=22900)
-CONTAINERS = ("vftest-registry", "vftest-lb1", "vftest-lb2", "vftest-node1", "vftest-node2")
+SPEC = sandbox.SandboxSpec(hosts=2, prefix="vftest", registry_port=15900, http_port=18900, ssh_base_port=22900,
+                           prometheus_port=19900, controller_metrics_port=19901)
+CONTAINERS = ("vftest-registry", "vftest-lb1", "vftest-lb2", "vftest-node1", "vftest-node2", "vftest-prometheus")
 
 
 def docker_names(kind: str) -> set[str]:
@@ -45,6 +46,11 @@ def test_up_is_idempotent_and_down_removes_exactly_what_up_created(tmp_path):
         rows = {row["name"]: row for row in sandbox.status(SPEC)}
         assert rows["vftest-node1"]["state"] == "running" and rows["vftest-node1"]["runs"] == "nothing"
         assert rows["vftest-lb2"]["role"] == "lb" and rows["vftest-lb2"]["runs"] == "nginx on http://127.0.0.1:18901"
+        assert rows["vftest-prometheus"]["runs"] == "Prometheus on http://127.0.0.1:19900"
+        assert fleet.policy.prometheus_url == "http://127.0.0.1:19900"
+        # it scrapes this sandbox's nodes by the names the LBs use
+        config = (inventory / ".sandbox" / "prometheus" / "prometheus.yml").read_text()
+        assert "vftest-node1:6006" in config and "vftest-node2:6006" in config
     finally:
         removed = sandbox.down(inventory, prefix="vftest")
     after = {kind: docker_names(kind) for kind in ("container", "volume", "network")}
