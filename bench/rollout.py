@@ -1,7 +1,7 @@
 """Rollout benchmark on the sandbox: what each plan does to the busiest host, the
 controller's own overhead, and how fast it backs out.
 
-    .venv/bin/python bench/rollout.py [--plans-only] [--stage-s 40] [--load 0.6]
+    .venv/bin/python bench/rollout.py [--plans-only | --rollouts-only] [--stage-s 40] [--load 0.6]
 
 First the old plan (a fixed canary cohort) and the capacity-true plan side by side under
 the same load (bench/plans.py). Then three rollouts on the 3-host sandbox under steady load through its LBs, with the
@@ -112,8 +112,10 @@ def run_abort(fleet: Fleet, version: str, rps: float) -> dict:
             if first.poll() is not None or time.time() - started > 900:
                 raise RuntimeError(f"{version} never reached its 10% step")
         aborted = time.time()
-        subprocess.run([rollout, "abort", "--reason", "bench"], env=env, cwd=REPO_ROOT, check=True,
-                       capture_output=True)
+        abort = subprocess.run([rollout, "abort", "--reason", "bench"], env=env, cwd=REPO_ROOT, capture_output=True,
+                               text=True)
+        if abort.returncode != 3:  # it follows the roll back to its end: 3, rolled back
+            raise RuntimeError(f"rollout abort exited {abort.returncode}: {abort.stdout}{abort.stderr}")
         first.wait(600)
     finally:
         first.kill()
@@ -130,6 +132,7 @@ def run_abort(fleet: Fleet, version: str, rps: float) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--plans-only", action="store_true", help="only the old and new plans side by side")
+    parser.add_argument("--rollouts-only", action="store_true", help="only the rollouts (and their drain times)")
     parser.add_argument("--stage-s", type=float, default=40.0, help="seconds of load at each plan stage")
     parser.add_argument("--load", type=float, default=0.6, help="load as a share of the fleet's capacity")
     args = parser.parse_args()
@@ -137,7 +140,8 @@ def main() -> int:
     fleet = load_fleet(SANDBOX_INVENTORY, POLICY)
     versions = [publish(fleet, "v1.2.0")]
     print("\nvoxfleet rollout benchmark (3-host sandbox)\n")
-    print("\n".join(compare(fleet, args.load, FLEET_CAPACITY_RPS, args.stage_s)))
+    if not args.rollouts_only:
+        print("\n".join(compare(fleet, args.load, FLEET_CAPACITY_RPS, args.stage_s)))
     if args.plans_only:
         return 0
     versions += [publish(fleet, "v1.3.0"), publish(fleet, "v1.3.0", "flaky"), publish(fleet, "v1.3.0", "silent")]
