@@ -109,9 +109,9 @@ def main() -> int:
           f"and {policy.latency_min_effect_ms} ms)\n")
     print(f"{'run':<4} {'canary':<18} {'step 1':<8} {'median':>8} {'stable':>8} {'ratio':>6} {'p':>8} {'excluded':>8}")
     results: list[tuple[str, dict[str, Any]]] = []
+    reset(fleet)  # v1.2.0 everywhere, before the load (a rebuilt tag restarts every host at once)
     load = LoadGenerator(fleet.lb_public_urls, rps=rps).start(duration_s=7200)
-    try:
-        reset(fleet)  # v1.2.0 everywhere; every run ends back there (aborted, or rolled back)
+    try:  # every run ends back on v1.2.0 everywhere (aborted, or rolled back)
         plan = [("identical", twin)] * args.identical + [("slower", slower)] * args.slower
         for i, (kind, version) in enumerate(plan, start=1):
             result = canary_step(fleet, store, version)
