@@ -31,13 +31,6 @@ class ClientGone(Exception):
     """The client disconnected while its synthesis was queued or running."""
 
 
-def _queued_s(response: Response) -> float:
-    try:
-        return float(response.headers.get(QUEUE_HEADER, 0))
-    except ValueError:
-        return 0.0
-
-
 def _route_label(path: str) -> str:
     if path == SPEECH_PATH:
         return "speech"
@@ -95,7 +88,7 @@ def _count_requests(app: FastAPI, runtime: ModelRuntime) -> None:
         if speech:
             elapsed, outcome = time.perf_counter() - started, f"{response.status_code // 100}xx"
             metrics.latency.labels(route, outcome).observe(elapsed)
-            metrics.service.labels(route, outcome).observe(max(0.0, elapsed - _queued_s(response)))
+            metrics.service.labels(route, outcome).observe(max(0.0, elapsed - getattr(request.state, "queue_wait_s", 0.0)))
         return response
 
 
@@ -233,6 +226,7 @@ def _speech_route(app: FastAPI, runtime: ModelRuntime) -> None:
         }
         if request_id := request.headers.get("x-request-id"):
             headers["X-Request-Id"] = request_id
+        request.state.queue_wait_s = result.queue_wait_s  # for the time-in-service histogram
         return Response(audio, media_type=media_type, headers=headers)
 
 

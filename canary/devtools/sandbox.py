@@ -302,9 +302,9 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def write_inventory(spec: SandboxSpec, inventory_dir: Path) -> bool:
+def write_inventory(spec: SandboxSpec, inventory_dir: Path, gateway: str) -> bool:
     header = "# Written by `rollout sandbox up`; regenerated on every run, ignored by git.\n"
-    body = yaml.safe_dump(inventory_document(spec, network_gateway(spec.network)), sort_keys=False)
+    body = yaml.safe_dump(inventory_document(spec, gateway), sort_keys=False)
     changed = _write_if_changed(inventory_dir / "hosts.yml", header + body)
     state = json.dumps(asdict(spec), indent=2) + "\n"
     return _write_if_changed(_private(inventory_dir) / "state.json", state) or changed
@@ -338,7 +338,7 @@ def up(spec: SandboxSpec, inventory_dir: Path, repo_root: Path, log: TextIO | No
     if new_config and outcome[spec.prometheus] in ("unchanged", "started"):
         sandbox_prometheus.reload(spec.prometheus_url)
     known = write_known_hosts(spec, inventory_dir)
-    outcome["inventory"] = "written" if write_inventory(spec, inventory_dir) or known else "unchanged"
+    outcome["inventory"] = "written" if write_inventory(spec, inventory_dir, gateway) or known else "unchanged"
     return outcome
 
 
