@@ -51,4 +51,4 @@ def decide_step(state: RolloutState, verdict: Verdict, now: float, calendar_now:
     if now - since > policy.step_max_s:
         action = "pause" if policy.inconclusive_action == "pause" else "rollback"
         return StepDecision(action, f"inconclusive for over {policy.step_max_s}s: {verdict.summary}")
-    return StepDecision("wait", f"inconclusive: {verdict.summary}")
+    return StepDecision("wait", verdict.summary)  # the summary says "inconclusive: why"
