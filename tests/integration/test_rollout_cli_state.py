@@ -61,3 +61,16 @@ def test_tick_names_an_active_rollout_whose_inventory_is_gone(tmp_path):
     with Store(state / "rollouts.db") as store:
         record = store.get("r-1")
         assert record.phase == "PENDING" and record.revision == 1 and len(store.events("r-1")) == 1
+
+
+def test_aborting_a_rollout_before_preflight_stops_it_and_says_nothing_needs_rolling_back(tmp_path):
+    state = tmp_path / "state"
+    started = rollout(state, "start", "v1.3.0", "-i", str(INVENTORY), "--detach")
+    assert started.returncode == 0, started.stderr
+    aborted = rollout(state, "abort", "-i", str(INVENTORY), "--reason", "wrong tag")
+    assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+    assert "nothing to roll back" in aborted.stdout and "rolling back" not in aborted.stdout
+    (record,) = json.loads(rollout(state, "history", "-i", str(INVENTORY), "--json").stdout)
+    assert record["phase"] == "PREFLIGHT_FAILED" and "wrong tag" in record["reason"]
+    again = rollout(state, "abort", "-i", str(INVENTORY))
+    assert again.returncode == 1 and "no active rollout" in again.stderr
