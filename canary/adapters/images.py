@@ -25,6 +25,7 @@ DEFAULT_BASE_IMAGE = "voxfleet/base:bookworm"
 VERSION_LABEL = "org.opencontainers.image.version"
 REVISION_LABEL = "org.opencontainers.image.revision"
 MODEL_SHA_LABEL = "io.voxfleet.model.sha256"
+MODEL_VERSION_LABEL = "io.voxfleet.model.version"
 REQUIREMENT_FILES = ("requirements/image.txt", "requirements/torch.txt")
 TORCH_WHEELS = Path(os.environ.get("VOXFLEET_TORCH_WHEELS", "/opt/wheels"))
 # Wheels for the image's interpreter, not the host's: CPython 3.11 on x86_64 glibc.

@@ -11,9 +11,9 @@ from canary.adapters import fleet as fleet_ops
 from canary.adapters import registry
 from canary.adapters.ansible import PlaybookRun, run_playbook
 from canary.adapters.fleet import FleetError
-from canary.adapters.images import REVISION_LABEL
+from canary.adapters.images import MODEL_VERSION_LABEL, REVISION_LABEL
 from canary.adapters.lb_traffic import LbTraffic, TrafficChangeError
-from canary.decisions.fleet_state import NodeState
+from canary.decisions.fleet_state import ImageLabels, NodeState
 from canary.decisions.inventory import Fleet
 from canary.decisions.traffic import UpstreamServer
 
@@ -87,12 +87,13 @@ class HttpRegistry:
         return registry.tag_digest(self.fleet.registry_push, self.fleet.repository, version,
                                    self.fleet.registry_insecure)
 
-    def revision(self, version: str) -> str:
-        """Informational (history's git revision): an image whose labels cannot be read
-        (an index, a registry quirk) still rolls out."""
+    def labels(self, version: str) -> ImageLabels:
+        """An image whose labels cannot be read (an index, a registry quirk) still rolls
+        out: each host checks its model version label again at pull."""
         try:
             config = registry.image_config(self.fleet.registry_push, self.fleet.repository, version,
                                            self.fleet.registry_insecure)
         except (registry.RegistryError, ValueError):
-            return ""
-        return config.labels.get(REVISION_LABEL, "") if config else ""
+            return ImageLabels()
+        labels = config.labels if config else {}
+        return ImageLabels(labels.get(MODEL_VERSION_LABEL, ""), labels.get(REVISION_LABEL, ""))

@@ -100,9 +100,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     before the last success) out again by the same safe path as any release."""
     controller = build_controller(args)
     if controller.store.active(controller.fleet_key):
-        record = controller.abort(args.reason)
-        print(f"{record.id}: traffic is off {record.version}; rolling back")
-        return follow(controller, record)
+        return rolled_back(controller, controller.abort(args.reason))
     target = args.to or previous_version(controller.store, controller.fleet_key)
     if not target:
         raise RolloutError("no earlier version known for this fleet; say which with --to VERSION")
@@ -113,16 +111,30 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_abort(args: argparse.Namespace) -> int:
     controller = build_controller(args)
-    record = controller.abort(args.reason)
+    return rolled_back(controller, controller.abort(args.reason))
+
+
+def rolled_back(controller: Controller, record: Record) -> int:
+    """Follow an aborted rollout's roll back; one stopped before preflight passed touched no host."""
+    if record.phase == Phase.PREFLIGHT_FAILED.value:
+        print(f"{record.id}: stopped before {record.version} reached any host; nothing to roll back")
+        return 0
     print(f"{record.id}: traffic is off {record.version}; rolling back")
     return follow(controller, record)
+
+
+def live_weight(view: dict[str, Any]) -> str:
+    """The canary share live on the LBs; while a stage's hosts switch or its weights go out,
+    the share of the layout the LBs are given meanwhile."""
+    if view["weight_live"] is not None or view["phase"] != Phase.TRAFFIC.value:
+        return f"{view['weight_live'] if view['weight_live'] is not None else view['weight_layout']}%"
+    return f"{view['weight_layout']}% (on its way to {view['weight_set']}%)"
 
 
 def print_status(view: dict[str, Any]) -> None:
     step = f"step {view['step']}/{len(view['steps'])}" if view["step"] else "-"
     print(f"{view['id']}  {view['version']} (stable {view['stable_version'] or '?'})  {view['phase']}  {step}")
-    print(f"  weight: set {view['weight_set']}%  live {view['weight_live'] if view['weight_live'] is not None else '?'}%"
-          f"  canary: {', '.join(view['canary_hosts'])}")
+    print(f"  weight: set {view['weight_set']}%  live {live_weight(view)}  canary: {', '.join(view['canary_hosts'])}")
     for server in view["lb_servers"]:
         print(f"  lb  {server['address']:<24} {server['version']:<10} weight {server['weight']:<4} {server['state']}")
     verdict = view["last_verdict"]

@@ -1,9 +1,16 @@
-"""What runs on each host, as the hosts report it, and where a host contradicts itself (pure)."""
+"""What runs on each host, as the hosts report it, and where a host contradicts itself;
+what an image says of itself in the registry (pure)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class ImageLabels:
+    model_version: str = ""  # the model version baked in (io.voxfleet.model.version)
+    revision: str = ""  # the source revision it was built from (org.opencontainers.image.revision)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ def status_view(record: Any, now: float) -> dict[str, Any]:
         "phase": record.phase, "result": record.result, "reason": record.reason,
         "step": state.step_index + 1 if state.step_index >= 0 else None, "steps": state.steps,
         "weight_set": state.weight_set, "weight_live": state.weight_live,
+        "weight_layout": share,  # the canary share of the layout the LBs are given now
         "canary_hosts": state.canary_hosts, "new_version_hosts": state.new_hosts,
         "lb_servers": [{"address": s.address, "version": s.version, "weight": s.weight, "state": s.state}
                        for s in servers],

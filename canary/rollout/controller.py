@@ -317,8 +317,12 @@ class Controller:
         if fits != state.canary_hosts:
             raise RolloutError(f"the fleet cannot take even its canary ({', '.join(state.canary_hosts)}) out of "
                                f"traffic now: {why}")
-        state = replace(state, stable_version=stable, image_digest=digest,
-                        git_revision=self.registry.revision(state.version))
+        labels = self.registry.labels(state.version)
+        if labels.model_version and labels.model_version != state.version:
+            raise RolloutError(f"image {self.fleet.image(state.version)} carries model version "
+                               f"{labels.model_version} (label io.voxfleet.model.version), not {state.version}: "
+                               f"rebuild and publish it (rollout build {state.version})")
+        state = replace(state, stable_version=stable, image_digest=digest, git_revision=labels.revision)
         self._guard(record)
         servers, share = traffic_layout(state)  # the LB config rendered and validated (all stable): no traffic change
         self.traffic.prepare(servers, share)

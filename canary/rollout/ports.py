@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from canary.decisions.access_log import Request
-from canary.decisions.fleet_state import NodeState
+from canary.decisions.fleet_state import ImageLabels, NodeState
 from canary.decisions.prometheus_evidence import VersionTotals
 from canary.decisions.traffic import UpstreamServer
 
@@ -62,8 +62,8 @@ class RegistryPort(Protocol):
     def digest(self, version: str) -> str | None:
         """The image digest of `version` in the registry, or None when the tag is missing."""
 
-    def revision(self, version: str) -> str:
-        """The source revision `version`'s image was built from (its OCI label); "" when unknown."""
+    def labels(self, version: str) -> ImageLabels:
+        """What `version`'s image says of itself in the registry; "" where it cannot be read."""
 
 
 class Clock(Protocol):

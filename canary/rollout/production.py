@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,12 +45,24 @@ def with_rollout_policy(fleet: Fleet, store: Store) -> Fleet:
     return replace(fleet, policy=replace(policy, notify_url=url))
 
 
+def actor_from(env: Mapping[str, str]) -> str | None:
+    """Who acts, as events record it: in a GitHub Actions job, the user who triggered it
+    and the run (not the runner's account); VOXFLEET_ACTOR where set; else None (the login)."""
+    if env.get("VOXFLEET_ACTOR"):
+        return env["VOXFLEET_ACTOR"]
+    if env.get("GITHUB_ACTOR"):
+        run = "/".join(env.get(k, "") for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY"))
+        url = f"{run}/actions/runs/{env['GITHUB_RUN_ID']}" if env.get("GITHUB_RUN_ID") else ""
+        return f"{env['GITHUB_ACTOR']} (CI {url})" if url else f"{env['GITHUB_ACTOR']} (CI)"
+    return None
+
+
 def controller_for(fleet: Fleet, store: Store, log: Callable[[str], None] = print) -> Controller:
     fleet = with_rollout_policy(fleet, store)
     clock = SystemClock()
     shift_file = os.environ.get(CALENDAR_SHIFT_ENV)
     return Controller(fleet, store, AnsibleFleet(fleet, log), LbTrafficPort(fleet), lb_access_log(fleet),
-                      AnsibleProbe(fleet), HttpRegistry(fleet), clock, log=log,
+                      AnsibleProbe(fleet), HttpRegistry(fleet), clock, actor=actor_from(os.environ), log=log,
                       calendar=ShiftedClock(clock, Path(shift_file)) if shift_file else None)
 
 

@@ -5,6 +5,7 @@ is twice as slow (rolled back while every tick is killed), and one with broken a
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -96,4 +97,7 @@ def test_a_version_with_broken_audio_never_gets_traffic(stable_fleet, state_dir)
     # caught before any traffic: the canary never turns ready (its warm-up audio fails the
     # checks), or the warm-up gate's golden prompts fail; either way the reason says why
     assert "silence_share" in record["reason"], record["reason"]
+    if "not running healthy" in record["reason"]:  # given up when /readyz said so, not at the health timeout
+        waited = re.search(r"gave up after (\d+) s of up to (\d+) s", record["reason"])
+        assert waited and int(waited[1]) < int(waited[2]) / 2, record["reason"]
     assert set(versions(stable_fleet).values()) == {"v1.2.0"}

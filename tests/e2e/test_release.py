@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from canary.adapters import registry
+from canary.adapters import images, registry
+from canary.adapters.images import image_tag
 from service.model_dir import read_manifest, write_manifest
+from tests.e2e.helpers import start, versions
 from tests.sandbox_fleet import REPO, rollout
 
 pytestmark = pytest.mark.sandbox
@@ -73,3 +75,17 @@ def test_version_rules_refuse_before_building(state_dir):
     assert bad.returncode == 1 and "'1.4' is not a semantic version tag" in bad.stderr
     missing = rollout("release", "v9.9.9", check=False, env=state_dir)
     assert missing.returncode == 1 and f"{MODELS / 'v9.9.9'} is missing" in missing.stderr
+
+
+def test_a_tag_pushed_with_another_versions_image_is_refused_at_preflight(stable_fleet, state_dir):
+    """v1.3.0's image pushed by hand under another tag: the rollout stops at preflight,
+    naming the label, before any host pulls it."""
+    mislabelled = "v1.3.99"
+    images.push_image(image_tag("v1.3.0", None), stable_fleet.image(mislabelled, for_push=True))
+    refused = start(mislabelled, state_dir)
+    assert refused.returncode == 1, refused.stdout[-3000:] + refused.stderr[-3000:]
+    (record,) = json.loads(rollout("history", "--json", env=state_dir).stdout)
+    assert record["phase"] == "PREFLIGHT_FAILED", record
+    assert (f"carries model version v1.3.0 (label io.voxfleet.model.version), not {mislabelled}"
+            in record["reason"]), record["reason"]
+    assert set(versions(stable_fleet).values()) == {"v1.2.0"}

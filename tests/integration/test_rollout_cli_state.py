@@ -18,8 +18,9 @@ INVENTORY = REPO / "inventory" / "production"
 pytestmark = pytest.mark.integration
 
 
-def rollout(state_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, VOXFLEET_STATE_DIR=str(state_dir))
+def rollout(state_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "VOXFLEET_ACTOR"))} | (env or {})
+    env["VOXFLEET_STATE_DIR"] = str(state_dir)
     return subprocess.run([str(Path(sys.executable).with_name("rollout")), *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -61,3 +62,28 @@ def test_tick_names_an_active_rollout_whose_inventory_is_gone(tmp_path):
     with Store(state / "rollouts.db") as store:
         record = store.get("r-1")
         assert record.phase == "PENDING" and record.revision == 1 and len(store.events("r-1")) == 1
+
+
+def test_aborting_a_rollout_before_preflight_stops_it_and_says_nothing_needs_rolling_back(tmp_path):
+    state = tmp_path / "state"
+    started = rollout(state, "start", "v1.3.0", "-i", str(INVENTORY), "--detach")
+    assert started.returncode == 0, started.stderr
+    aborted = rollout(state, "abort", "-i", str(INVENTORY), "--reason", "wrong tag")
+    assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+    assert "nothing to roll back" in aborted.stdout and "rolling back" not in aborted.stdout
+    (record,) = json.loads(rollout(state, "history", "-i", str(INVENTORY), "--json").stdout)
+    assert record["phase"] == "PREFLIGHT_FAILED" and "wrong tag" in record["reason"]
+    again = rollout(state, "abort", "-i", str(INVENTORY))
+    assert again.returncode == 1 and "no active rollout" in again.stderr
+
+
+def test_in_a_ci_job_events_name_who_triggered_it_and_the_run(tmp_path):
+    state = tmp_path / "state"
+    ci = {"GITHUB_ACTOR": "octocat", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/voice",
+          "GITHUB_RUN_ID": "42"}
+    assert rollout(state, "start", "v1.3.0", "-i", str(INVENTORY), "--detach", env=ci).returncode == 0
+    assert rollout(state, "abort", "-i", str(INVENTORY), env={"VOXFLEET_ACTOR": "alice (pager)"}).returncode == 0
+    (record,) = json.loads(rollout(state, "history", "-i", str(INVENTORY), "--json").stdout)
+    actors = [e["actor"] for e in json.loads(rollout(state, "show", record["id"]).stdout)["events"]]
+    assert actors[0] == "octocat (CI https://github.com/acme/voice/actions/runs/42)", actors
+    assert actors[-1] == "alice (pager)", actors

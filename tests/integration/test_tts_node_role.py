@@ -256,3 +256,19 @@ def test_stopped_host_is_reported_unreachable_others_untouched(fleet: Fleet, sto
         assert counts["changed"] == 0, f"{node.name} was touched: {counts}"
         assert container_started_at(node) == before[node.name]
         assert served_version(node)["model_version"] == STABLE
+
+
+def test_a_container_that_crashes_at_start_fails_the_deploy_at_once_with_its_log(fleet: Fleet) -> None:
+    node = fleet.nodes[0]
+    wrong = "0" * 64  # the model's checksum does not match: the service exits at start, Docker restarts it
+    run = run_playbook("deploy.yml", tts_version=CANARY, deploy_hosts=node.name,
+                       tts_node_model_uri="file:///etc/hostname", tts_node_model_sha256=wrong)
+    try:
+        assert run.rc != 0, run.explain()
+        said = " ".join(run.output.split())
+        waited = re.search(rf"{node.name}: \S+ is not running healthy \(gave up after (\d+) s of up to (\d+) s", said)
+        assert waited and int(waited[1]) <= 30 < int(waited[2]), run.explain()
+        assert re.search(r"the container restarted \d+ time\(s\) \d+ s after it started \(exit code 2\)", said), said
+        assert f"sha256 mismatch: expected {wrong}" in said, run.explain()  # its last log lines
+    finally:
+        deploy_stable_everywhere(fleet)

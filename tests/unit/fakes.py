@@ -21,7 +21,7 @@ from canary.adapters.fleet import FleetError
 from canary.adapters.prometheus import PrometheusUnavailable
 from canary.adapters.store import Record
 from canary.decisions.access_log import Attempt, Request
-from canary.decisions.fleet_state import NodeState
+from canary.decisions.fleet_state import ImageLabels, NodeState
 from canary.decisions.inventory import Fleet, Node
 from canary.decisions.phases import Phase
 from canary.decisions.policy import parse_policy
@@ -59,6 +59,7 @@ class SimulatedFleet:
     addresses: dict[str, str]  # host -> upstream address
     behaviour: dict[str, VersionBehaviour] = field(default_factory=dict)
     registry_tags: set[str] = field(default_factory=set)
+    mislabelled: dict[str, str] = field(default_factory=dict)  # tag -> the model version its labels name
     unreachable: set[str] = field(default_factory=set)
     rps: float = 20.0
     clock: FakeClock = field(default_factory=FakeClock)
@@ -187,8 +188,10 @@ class SimulatedFleet:
     def digest(self, version: str) -> str | None:
         return f"sha256:{version}" if version in self.registry_tags else None
 
-    def revision(self, version: str) -> str:
-        return f"rev-{version}" if version in self.registry_tags else ""
+    def labels(self, version: str) -> ImageLabels:
+        if version not in self.registry_tags:
+            return ImageLabels()
+        return ImageLabels(self.mislabelled.get(version, version), f"rev-{version}")
 
     def share(self, version: str) -> float:
         """Canary share of the live layout's weights for hosts running `version`."""

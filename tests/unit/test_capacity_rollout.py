@@ -9,7 +9,9 @@ from fractions import Fraction
 import pytest
 
 from canary.adapters.store import Store
+from canary.cli.rollout import live_weight
 from canary.decisions.capacity import Layout, load_ratios
+from canary.decisions.status import status_view
 from canary.rollout.controller import Controller, RolloutError
 from tests.unit.fakes import POLICY, FakeClock, SimulatedFleet, VersionBehaviour, make_fleet, run
 
@@ -166,3 +168,19 @@ def test_a_roll_back_drains_the_failing_version_even_when_the_rest_is_short_and_
     assert drained.data["fleet_short"] == ("the fleet serves 25.0 req/s; without node1 the hosts in service carry "
                                            "20.0 req/s (2 capacity units × 10 req/s)")
     assert set(sim.hosts.values()) == {"v1.2.0"}
+
+
+def test_while_a_steps_hosts_switch_status_shows_the_share_still_live(tmp_path):
+    sim, store, c, clock = world_of(tmp_path, [1, 1, 1, 1, 1, 1])
+    c.start("v1.3.0")
+    for _ in range(100):
+        record = c.tick()
+        if record.phase == "TRAFFIC" and record.state["step_index"] == 1 and record.state["weight_live"] is None:
+            break
+        clock.sleep(10)
+    else:
+        pytest.fail("never saw step 2 entered before its share went live")
+    view = status_view(record, clock.now())
+    live = sim.applied[-1][1]  # what the LBs have while step 2's hosts switch
+    assert 10 < live < 50 and (view["weight_set"], view["weight_live"], view["weight_layout"]) == (50, None, live)
+    assert live_weight(view) == f"{live}% (on its way to 50%)"

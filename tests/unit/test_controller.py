@@ -89,6 +89,7 @@ def test_broken_audio_never_gets_traffic(world):
     ("unreachable", "node2: unreachable"),
     ("mixed", "mixed versions"),
     ("already live", "already runs on every host"),
+    ("mislabelled", "carries model version v1.2.0 (label io.voxfleet.model.version), not v1.3.0"),
 ])
 def test_preflight_stops_and_touches_nothing(world, problem, fragment):
     sim, store, controller, clock = world
@@ -99,6 +100,8 @@ def test_preflight_stops_and_touches_nothing(world, problem, fragment):
         sim.unreachable = {"node2"}
     elif problem == "mixed":
         sim.hosts["node3"] = "v1.1.0"
+    elif problem == "mislabelled":  # a tag pushed with another version's image
+        sim.mislabelled["v1.3.0"] = "v1.2.0"
     else:
         version = "v1.2.0"
     c = controller()
