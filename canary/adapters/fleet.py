@@ -73,11 +73,13 @@ def node_states(result: PlaybookResult) -> dict[str, NodeState]:
 
 def deploy(fleet: Fleet, version: str, hosts: list[str] | None = None, pull_only: bool = False,
            serial: str = "100%", on_event: Progress | None = None, check: bool = True,
-           cancel: Callable[[], bool] | None = None) -> PlaybookResult:
-    """Pull (and unless pull_only, run and verify) `version` on `hosts` (default: every node)."""
+           cancel: Callable[[], bool] | None = None, digest: str = "") -> PlaybookResult:
+    """Pull (and unless pull_only, run and verify) `version` on `hosts` (default: every
+    node); by `digest` (sha256:…) when given, else by tag."""
     target = ",".join(hosts) if hosts else "tts_nodes"
     extravars = {"tts_version": version, "deploy_hosts": target, "deploy_pull_only": pull_only,
-                 "deploy_serial": serial, "tts_node_health_timeout_s": fleet.policy.health_timeout_s}
+                 "deploy_serial": serial, "tts_node_health_timeout_s": fleet.policy.health_timeout_s,
+                 "tts_node_image_digest": digest}
     action = f"{'pre-pull' if pull_only else 'deploy'} of {version} to {target}"
     return _run(fleet, "playbooks/deploy.yml", extravars, action, on_event=on_event, check=check, cancel=cancel)
 

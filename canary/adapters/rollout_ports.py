@@ -25,9 +25,9 @@ class AnsibleFleet:
     def states(self) -> dict[str, NodeState]:
         return fleet_ops.facts(self.fleet, strict=True)
 
-    def deploy(self, version: str, hosts: list[str], pull_only: bool = False) -> None:
+    def deploy(self, version: str, hosts: list[str], pull_only: bool = False, digest: str = "") -> None:
         progress = fleet_ops.milestones(self.log, version) if self.log else None
-        fleet_ops.deploy(self.fleet, version, hosts, pull_only=pull_only, on_event=progress)
+        fleet_ops.deploy(self.fleet, version, hosts, pull_only=pull_only, on_event=progress, digest=digest)
 
 
 class LbTrafficPort:

@@ -136,7 +136,9 @@ def print_status(view: dict[str, Any]) -> None:
     print(f"{view['id']}  {view['version']} (stable {view['stable_version'] or '?'})  {view['phase']}  {step}")
     print(f"  weight: set {view['weight_set']}%  live {live_weight(view)}  canary: {', '.join(view['canary_hosts'])}")
     for server in view["lb_servers"]:
-        print(f"  lb  {server['address']:<24} {server['version']:<10} weight {server['weight']:<4} {server['state']}")
+        digest = server.get("digest") or ""
+        print(f"  lb  {server['address']:<24} {server['version']:<10} weight {server['weight']:<4} {server['state']:<5}"
+              f" {digest[:19] + '…' if digest else ''}")
     verdict = view["last_verdict"]
     if verdict:
         print(f"  last verdict: {verdict['summary']}")

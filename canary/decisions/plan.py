@@ -56,7 +56,8 @@ class RolloutState:
     manual: bool = False  # `set-weight`: the operator holds the weight; analysis still watches
     reason: str = ""
     last_verdict: dict[str, Any] | None = None
-    image_digest: str = ""
+    image_digest: str = ""  # the new version's manifest digest, resolved once at preflight: hosts pull this
+    stable_digest: str = ""  # the digest the stable hosts ran at preflight (a roll back restores it)
     git_revision: str = ""  # the source revision the image was built from (its OCI label)
     ignored_hosts: list[str] = field(default_factory=list)  # added to the inventory after the start
 

@@ -18,6 +18,7 @@ def status_view(record: Any, now: float) -> dict[str, Any]:
     state = RolloutState.from_dict(record.state)
     servers, share = traffic_layout(state)
     evidence = state.last_verdict or {}
+    digests = {state.version: state.image_digest, state.stable_version: state.stable_digest}
     verdict = evidence.get("verdict", {})
     view = {
         "id": record.id, "version": record.version, "stable_version": state.stable_version,
@@ -26,8 +27,8 @@ def status_view(record: Any, now: float) -> dict[str, Any]:
         "weight_set": state.weight_set, "weight_live": state.weight_live,
         "weight_layout": share,  # the canary share of the layout the LBs are given now
         "canary_hosts": state.canary_hosts, "new_version_hosts": state.new_hosts,
-        "lb_servers": [{"address": s.address, "version": s.version, "weight": s.weight, "state": s.state}
-                       for s in servers],
+        "lb_servers": [{"address": s.address, "version": s.version, "weight": s.weight, "state": s.state,
+                        "digest": digests.get(s.version, "")} for s in servers],
         "last_verdict": verdict or None, "last_decision": evidence.get("decision"),
         "started_at": record.started_at, "updated_at": record.updated_at, "ended_at": record.ended_at,
     }

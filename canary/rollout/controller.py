@@ -322,7 +322,9 @@ class Controller:
             raise RolloutError(f"image {self.fleet.image(state.version)} carries model version "
                                f"{labels.model_version} (label io.voxfleet.model.version), not {state.version}: "
                                f"rebuild and publish it (rollout build {state.version})")
-        state = replace(state, stable_version=stable, image_digest=digest, git_revision=labels.revision)
+        ran = {(nodes[h].image_digest or "").rpartition("@")[2] for h in state.upstream}
+        state = replace(state, stable_version=stable, image_digest=digest, git_revision=labels.revision,
+                        stable_digest=ran.pop() if len(ran) == 1 else "")
         self._guard(record)
         servers, share = traffic_layout(state)  # the LB config rendered and validated (all stable): no traffic change
         self.traffic.prepare(servers, share)
@@ -330,7 +332,7 @@ class Controller:
 
     def _prepull(self, record: Record, state: RolloutState) -> Record:
         self._guard(record)
-        self.fleet_port.deploy(state.version, list(state.upstream), pull_only=True)
+        self.fleet_port.deploy(state.version, list(state.upstream), pull_only=True, digest=state.image_digest)
         record, state = self._enter(record, state, Phase.CANARY_DEPLOY)
         return record
 
@@ -339,7 +341,7 @@ class Controller:
             return self._wait_for_capacity(record, state, state.canary_hosts)
         self._apply_layout(state, record)  # drain the canary host(s): the others carry everything
         for batch in state.step_switches[0] if state.step_switches else [state.canary_hosts]:
-            self.fleet_port.deploy(state.version, batch)
+            self.fleet_port.deploy(state.version, batch, digest=state.image_digest)
         return self._enter(record, state, Phase.WARMUP_GATE, new_hosts=list(state.canary_hosts))[0]
 
     def _warmup_gate(self, record: Record, state: RolloutState) -> Record:
@@ -396,7 +398,7 @@ class Controller:
             state = replace(state, draining=fits, capacity_wait="")
             record = self._save(record, state, "switching", {"hosts": fits, "to": state.version})
         self._apply_layout(state, record)  # drain the batch (again, after a crash: idempotent)
-        self.fleet_port.deploy(state.version, state.draining)
+        self.fleet_port.deploy(state.version, state.draining, digest=state.image_digest)
         switched = state.draining
         state = replace(state, new_hosts=state.new_hosts + [h for h in switched if h not in state.new_hosts],
                         draining=[])
@@ -547,7 +549,7 @@ class Controller:
             size = int(state.policy.get("batch_size", 1))
             lost: list[str] = []
             for i in range(0, len(state.new_hosts), size):  # in batches: some may still serve
-                lost += self._restore(state.stable_version, state.new_hosts[i:i + size])
+                lost += self._restore(state.stable_version, state.new_hosts[i:i + size], state.stable_digest)
             restored = [h for h in state.new_hosts if h not in lost]
             return self._save(record, replace(state, rollback_stage="readmit", new_hosts=[], lost_hosts=lost),
                               "previous version restored", {"version": state.stable_version, "hosts": restored,
@@ -557,11 +559,11 @@ class Controller:
                                  f"{state.stable_version}: kept out of traffic" if state.lost_hosts else "")
         return self._enter(record, state, Phase.ROLLED_BACK, reason)[0]
 
-    def _restore(self, version: str, hosts: list[str]) -> list[str]:
+    def _restore(self, version: str, hosts: list[str], digest: str) -> list[str]:
         """Put `version` back on `hosts`; the hosts that could not be reached (a host that is
         gone stays drained: the roll back goes on without it). Any other failure raises."""
         try:
-            self.fleet_port.deploy(version, hosts)
+            self.fleet_port.deploy(version, hosts, digest=digest)
         except FleetError as exc:
             unreachable = exc.result.unreachable_hosts()
             if not unreachable or exc.result.failed_hosts():

@@ -21,8 +21,9 @@ class FleetPort(Protocol):
     def states(self) -> dict[str, NodeState]:
         """What every node runs now. Raises FleetError naming unreachable hosts."""
 
-    def deploy(self, version: str, hosts: list[str], pull_only: bool = False) -> None:
-        """Pull (and unless pull_only, run and verify) `version` on `hosts`; idempotent."""
+    def deploy(self, version: str, hosts: list[str], pull_only: bool = False, digest: str = "") -> None:
+        """Pull (and unless pull_only, run and verify) `version` on `hosts`; idempotent.
+        `digest` (sha256:…): pull exactly that manifest, whatever the tag points at now."""
 
 
 class TrafficPort(Protocol):

@@ -154,6 +154,7 @@ def test_ten_percent_of_a_thousand_requests_reach_the_canary_and_none_at_zero(mi
     release as a canary, and is left so (this module is the last to change the sandbox)."""
     fleet = mixed_fleet
     stable_version = versions(fleet)["node3"]
+    assert stable_version, "node3 reports no version"
     canary_version = "v1.2.0" if stable_version == "v1.3.0" else "v1.3.0"
     fleet_ops.deploy(fleet, canary_version, ["node1"])
     assert versions(fleet) == {"node1": canary_version, "node2": stable_version, "node3": stable_version}

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from canary.adapters import registry
+from canary.adapters import images, registry
+from canary.adapters.images import image_tag
 from canary.devtools.loadgen import LoadGenerator
 from tests.e2e.helpers import (
     DEMO_POLICY,
@@ -80,6 +81,10 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
         # every tick dies right after recording one event; the calendar holds step 1
         held, kills = crash_at_every_event(env, until=held_by_window)
         assert held["phase"] == "TRAFFIC" and held["step"] == 1 and held["weight_live"] == 10, held
+        # the tag pushed again with another image while the canary is held: no host may get it
+        pushed = registry.tag_digest(stable_fleet.registry_push, stable_fleet.repository, NEW,
+                                     stable_fleet.registry_insecure)
+        images.push_image(image_tag("v1.3.0", None), stable_fleet.image(NEW, for_push=True))
         time.sleep(6)  # more ticks: still held
         assert rollout("tick", env=env).returncode == 0 and status_json(env)["weight_live"] == 10
         opened = time.time()
@@ -101,12 +106,10 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
         report = json.loads((tmp_path / f"gate-{NEW}.json").read_text())
         assert report["passed"] and report["baseline"] == "v1.2.0" and len(report["rows"]) == 5
         fleet_view = json.loads(rollout("fleet", "--json").stdout)
-        digest = registry.tag_digest(stable_fleet.registry_push, stable_fleet.repository, NEW,
-                                     stable_fleet.registry_insecure)
         assert all(r["served_version"] == NEW and r["problem"] is None for r in fleet_view)
-        assert all(r["image_digest"].endswith(digest) for r in fleet_view)
+        assert all(r["image_digest"].endswith(f"@{pushed}") for r in fleet_view), (pushed, fleet_view)
         shipped = json.loads(rollout("history", "--json", env=env).stdout)[0]
-        assert shipped["image_digest"] == digest and shipped["stable_version"] == "v1.2.0"
+        assert shipped["image_digest"] == pushed and shipped["stable_version"] == "v1.2.0"
 
         # notices reached a real HTTP server (a killed tick may take its notice with it:
         # only what a process that lived sent is certain), naming version, step and numbers
@@ -122,6 +125,8 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
         traffic = load.stop()
         hostile.__exit__()
         hook.close()
+        if images.image_present(image_tag(NEW, None)):  # the genuine tag back, for the next run
+            images.push_image(image_tag(NEW, None), stable_fleet.image(NEW, for_push=True))
     print("under load:", traffic.summary())
     print(hostile.summary())
     assert not traffic.failed, traffic.summary()

@@ -59,6 +59,7 @@ class SimulatedFleet:
     addresses: dict[str, str]  # host -> upstream address
     behaviour: dict[str, VersionBehaviour] = field(default_factory=dict)
     registry_tags: set[str] = field(default_factory=set)
+    digests: list[tuple[str, str]] = field(default_factory=list)  # (version, digest) of every deploy
     mislabelled: dict[str, str] = field(default_factory=dict)  # tag -> the model version its labels name
     unreachable: set[str] = field(default_factory=set)
     rps: float = 20.0
@@ -79,11 +80,12 @@ class SimulatedFleet:
             result = PlaybookResult("playbooks/facts.yml", "failed", 4, {
                 h: HostResult(h, unreachable=True, message="ssh: connect timed out") for h in self.unreachable}, 0)
             raise FleetError("reading fleet facts", result)
-        return {h: NodeState(h, v, f"reg/tts:{v}", "sha256:d", "m", "g", "running", "healthy", "t", 0, None)
+        return {h: NodeState(h, v, f"reg/tts:{v}", f"reg/tts@sha256:{v}", "m", "g", "running", "healthy", "t", 0, None)
                 for h, v in self.hosts.items()}
 
-    def deploy(self, version: str, hosts: list[str], pull_only: bool = False) -> None:
+    def deploy(self, version: str, hosts: list[str], pull_only: bool = False, digest: str = "") -> None:
         self.deploys.append((version, tuple(hosts), pull_only))
+        self.digests.append((version, digest))
         gone = [h for h in hosts if h in self.unreachable]
         hosts = [h for h in hosts if h not in self.unreachable]
         if not pull_only:

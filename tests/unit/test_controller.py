@@ -8,6 +8,7 @@ from canary.adapters.lb_traffic import TrafficChangeError
 from canary.adapters.store import Record
 from canary.decisions.phases import Phase
 from canary.decisions.plan import RolloutState
+from canary.decisions.status import status_view
 from canary.rollout.controller import Controller, RolloutError
 from canary.rollout.ports import ShiftedClock
 from tests.unit.fakes import POLICY, Crash, VersionBehaviour, make_fleet, run, to_first_step
@@ -426,3 +427,19 @@ def test_crash_tests_name_an_event_kind_or_the_nth_event_of_the_process():
     assert _crash_now("*", "verdict", 1) and not _crash_now("*", "verdict", 2)
     assert _crash_now("*2", "enter TRAFFIC", 2) and not _crash_now("*2", "verdict", 1)
     assert not _crash_now("", "verdict", 1)
+
+
+@pytest.mark.parametrize("error_rate, ending", [(0.0, "SUCCEEDED"), (0.3, "ROLLED_BACK")])
+def test_every_deploy_pulls_the_digest_preflight_resolved(world, error_rate, ending):
+    """A tag pushed again mid-rollout cannot reach a host: the new version by the digest its
+    tag had at preflight, the old one (a roll back) by the digest its hosts ran then."""
+    sim, store, controller, clock = world
+    sim.behaviour["v1.3.0"] = VersionBehaviour(error_rate=error_rate)
+    c = controller()
+    record = c.start("v1.3.0")
+    assert run(c, clock)[-1] == ending
+    assert store.get(record.id).state["image_digest"] == "sha256:v1.3.0"
+    assert {d for v, d in sim.digests if v == "v1.3.0"} == {"sha256:v1.3.0"}
+    assert {d for v, d in sim.digests if v == "v1.2.0"} == ({"sha256:v1.2.0"} if ending == "ROLLED_BACK" else set())
+    live = "sha256:v1.3.0" if ending == "SUCCEEDED" else "sha256:v1.2.0"
+    assert {s["digest"] for s in status_view(store.get(record.id), clock.now())["lb_servers"]} == {live}
