@@ -97,20 +97,22 @@ def main():
                 client.fail("container %s does not exist" % params["name"], waited_s=waited)
             state = container.get("State") or {}
             restarts = int(container.get("RestartCount") or 0) - params["restarts_before"]
-            if restarts > 0 or state.get("Status") in ("exited", "dead"):
-                what = "restarted %d time(s)" % restarts if restarts > 0 else state.get("Status")
-                client.fail("the container %s %.0f s after it started (exit code %s)"
-                            % (what, waited, state.get("ExitCode")), waited_s=waited, container=container)
+            if restarts > 0:  # Docker started it again: its State is the new run's, the log says why
+                client.fail("the container restarted %d time(s) within %.0f s of starting" % (restarts, waited),
+                            waited_s=waited)
+            if state.get("Status") in ("exited", "dead"):
+                client.fail("the container %s within %.0f s of starting (exit code %s)"
+                            % (state.get("Status"), waited, state.get("ExitCode")), waited_s=waited)
             health = (state.get("Health") or {}).get("Status", "none")
             status, reason = readiness(params["url"])
             if status == 200 and health in ("healthy", "none"):
                 client.module.exit_json(changed=False, waited_s=waited, container=container)
             if status == 503 and "failed" in reason:
-                client.fail("not ready: %s" % reason, waited_s=waited, container=container)
+                client.fail("not ready: %s" % reason, waited_s=waited)
             if waited > params["timeout_s"]:
                 client.fail("not ready after %.0f s: /readyz answered %s%s, health check %s"
                             % (waited, status or "nothing", " (%s)" % reason if reason else "", health),
-                            waited_s=waited, container=container)
+                            waited_s=waited)
             time.sleep(params["poll_s"])
     except (DockerException, RequestException) as exc:
         client.fail("Docker API error while waiting for %s: %s" % (params["name"], exc))
