@@ -47,7 +47,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if record is None:
         print("no active rollout on this fleet")
         return EXIT_ERROR
-    record = controller.resume(args.reason)
+    record = controller.resume(args.reason, adopt_policy=args.adopt_policy)
+    if args.adopt_policy:
+        print(f"{record.id}: now runs with the rollout_policy in {controller.fleet.source}")
     if args.detach:
         print(f"{record.id}: {record.phase}; ticks carry it on")
         return 0
@@ -311,6 +313,9 @@ def register(sub: Subcommands) -> None:
     resume = add_verb(sub, "resume", cmd_resume, "continue the active rollout (after a crash, or a pause)")
     resume.add_argument("--reason", default="operator resume")
     resume.add_argument("--detach", action="store_true", help="record the resume and leave the rollout to ticks")
+    resume.add_argument("--adopt-policy", action="store_true",
+                        help="take the inventory's rollout_policy as it is now (not steps, batch_size, "
+                             "canary_headroom, canary_hosts: the plan is built from them)")
     pause = add_verb(sub, "pause", cmd_pause, "hold the rollout where it is (traffic stays as it is)")
     pause.add_argument("--reason", default="operator pause")
     promote = add_verb(sub, "promote", cmd_promote, "skip the current step's wait (--full: all remaining steps now)")

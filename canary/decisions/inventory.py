@@ -58,6 +58,8 @@ class Fleet:
     # plain HTTP; any other is HTTPS only (canary.adapters.registry.registry_url)
     registry_insecure: tuple[str, ...] = ()
     hostvars: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    # the inventory's own rollout_policy, without a command's --set (None: the same as policy)
+    inventory_policy: Policy | None = None
 
     @property
     def lb_public_url(self) -> str:
@@ -123,13 +125,14 @@ def _duplicate_addresses(nodes: list[Node]) -> list[str]:
     return problems
 
 
-def _policy(common: dict[str, Any], overrides: dict[str, Any] | None, problems: list[str]) -> Policy:
+def _policy(common: dict[str, Any], overrides: dict[str, Any] | None, problems: list[str]) -> tuple[Policy, Policy]:
+    """(the inventory's policy, with the overrides)."""
     try:
         policy = parse_policy(common.get("rollout_policy"))
-        return parse_policy(overrides, base=policy) if overrides else policy
+        return policy, parse_policy(overrides, base=policy) if overrides else policy
     except PolicyError as exc:
         problems += exc.problems
-        return Policy()
+        return Policy(), Policy()
 
 
 def _canary_problems(nodes: list[Node], policy: Policy, common: dict[str, Any]) -> list[str]:
@@ -184,7 +187,7 @@ def check_fleet(source: Path, data: dict[str, Any], hostvars: dict[str, dict[str
     registry = common.get("tts_registry")
     if not registry:
         problems.append("tts_registry is not set (the registry address as the hosts see it)")
-    policy = _policy(common, policy_overrides, problems)
+    inventory_policy, policy = _policy(common, policy_overrides, problems)
     problems += _canary_problems(nodes, policy, common)
     insecure = _insecure_registries(common, problems)
     public_urls = _public_urls(common, problems)
@@ -193,5 +196,6 @@ def check_fleet(source: Path, data: dict[str, Any], hostvars: dict[str, dict[str
     return Fleet(source=source, nodes=tuple(nodes), lbs=tuple(lbs), registry=str(registry),
                  registry_push=str(common.get("tts_registry_push") or registry),
                  repository=str(common.get("tts_image_repository") or "tts"), policy=policy,
+                 inventory_policy=inventory_policy,
                  lb_public_urls=public_urls,
                  registry_insecure=insecure, hostvars=hostvars)

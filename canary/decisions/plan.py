@@ -14,8 +14,7 @@ from typing import Any
 from canary.decisions.capacity import Host, Layout, load_ratios, plan_stages, switch_layout
 from canary.decisions.inventory import Fleet
 from canary.decisions.phases import Phase
-from canary.decisions.policy import Policy
-from canary.decisions.redact import redact_url
+from canary.decisions.policy import Policy, stored_policy
 from canary.decisions.traffic import UpstreamServer, canary_percent_of, upstream_servers
 
 
@@ -32,6 +31,8 @@ class RolloutState:
     batches: list[list[str]]  # promotion batches, switched one after the other, each then judged
     upstream: dict[str, str]  # host -> address the LB uses
     policy: dict[str, Any] = field(default_factory=dict)
+    inventory_policy: dict[str, Any] = field(default_factory=dict)  # the inventory's at start (no --set)
+    policy_edit_seen: dict[str, Any] = field(default_factory=dict)  # an edit of it already recorded
     capacity: dict[str, str] = field(default_factory=dict)  # host -> tts_capacity ("3/2")
     step_switches: list[list[list[str]]] = field(default_factory=list)  # batches switched before each step
     draining: list[str] = field(default_factory=list)  # the batch being switched now (out of traffic)
@@ -123,7 +124,7 @@ def plan_rollout(fleet: Fleet, policy: Policy, rollout_id: str, version: str, st
         upstream={n.name: n.upstream for n in fleet.nodes},
         # the notify URL is a credential: the durable state keeps its redacted form only
         # (the real one: canary.adapters.private_files, next to the state store)
-        policy={k: redact_url(v) if k == "notify_url" else v for k, v in asdict(policy).items() if k != "extra"},
+        policy=stored_policy(policy), inventory_policy=stored_policy(fleet.inventory_policy or policy),
         capacity={n.name: str(n.capacity) for n in fleet.nodes},
         step_switches=[[list(b) for b in s.switch] for s in steps],
     )

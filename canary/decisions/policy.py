@@ -10,10 +10,12 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from canary.decisions.redact import redact_url
 
 WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -188,3 +190,20 @@ def parse_policy(raw: dict[str, Any] | None, base: Policy | None = None) -> Poli
     if problems:
         raise PolicyError(problems)
     return policy
+
+
+# A rollout's plan (its canary cohort, steps and batches) is built from these at start.
+PLAN_KEYS = ("steps", "batch_size", "canary_headroom", "canary_hosts")
+
+
+def stored_policy(policy: Policy) -> dict[str, Any]:
+    """The policy as a rollout's state keeps it (JSON values: lists, not tuples): every
+    key, the notify URL redacted."""
+    return {k: redact_url(v) if k == "notify_url" else list(v) if isinstance(v, tuple) else v
+            for k, v in asdict(policy).items() if k != "extra"}
+
+
+def policy_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """`key: old → new` for each key whose value differs (stored policies)."""
+    return [f"{key}: {before.get(key)!r} → {after.get(key)!r}" for key in sorted(set(before) | set(after))
+            if before.get(key) != after.get(key)]

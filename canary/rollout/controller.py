@@ -34,7 +34,7 @@ from canary.decisions.inventory import Fleet
 from canary.decisions.judge import Verdict, judge
 from canary.decisions.phases import Phase
 from canary.decisions.plan import RolloutState, plan_rollout, traffic_layout
-from canary.decisions.policy import Policy, parse_policy
+from canary.decisions.policy import PLAN_KEYS, Policy, parse_policy, policy_changes, stored_policy
 from canary.decisions.prometheus_evidence import both, judge_totals, unavailable
 from canary.decisions.quality import compare
 from canary.decisions.status import event_line
@@ -242,6 +242,7 @@ class Controller:
         return self._rolling_back(record, state)
 
     def _dispatch(self, record: Record, state: RolloutState) -> Record:
+        record, state = self._notice_policy_edit(record, state)
         record, state, go_on = self._follow_inventory(record, state)
         if not go_on:
             return record
@@ -252,6 +253,24 @@ class Controller:
             Phase.PAUSED: self._paused,
         }
         return handlers[state.phase](record, state)
+
+    def _notice_policy_edit(self, record: Record, state: RolloutState) -> tuple[Record, RolloutState]:
+        """An edit of the inventory's rollout_policy is recorded once; the rollout keeps
+        the policy it started with until an operator adopts the new one."""
+        if self.fleet.inventory_policy is None or not state.inventory_policy:
+            return record, state
+        now = stored_policy(self.fleet.inventory_policy)
+        if now == state.inventory_policy:
+            return (record, state) if not state.policy_edit_seen else \
+                (self._save(record, replace(state, policy_edit_seen={}), "policy edit undone", {}), state)
+        if now == state.policy_edit_seen:
+            return record, state
+        state = replace(state, policy_edit_seen=now)
+        record = self._save(record, state, "policy edited", {
+            "changes": policy_changes(state.inventory_policy, now),
+            "message": f"rollout_policy in {self.fleet.source} changed; this rollout keeps the policy it started "
+                       "with (`rollout resume --adopt-policy` takes the new one)"})
+        return record, state
 
     def _follow_inventory(self, record: Record, state: RolloutState) -> tuple[Record, RolloutState, bool]:
         """Compare the rollout's hosts with the inventory as it is now (see drift.py);
@@ -669,11 +688,15 @@ class Controller:
                     "weight_live": None}
         return self._operator("set-weight", reason, change)
 
-    def resume(self, reason: str) -> Record:
-        """Leave PAUSED for the phase it paused in (a traffic step starts its wait anew)."""
+    def resume(self, reason: str, adopt_policy: bool = False) -> Record:
+        """Leave PAUSED for the phase it paused in (a traffic step starts its wait anew);
+        `adopt_policy`: the inventory's rollout_policy as it is now replaces the one the
+        rollout started with (not the keys its plan was built from)."""
         record = self.store.active(self.fleet_key)
         if record is None:
             raise RolloutError("no active rollout on this fleet")
+        if adopt_policy:
+            record = self._adopt_policy(record, reason)
         state = RolloutState.from_dict(record.state)
         drift = inventory_drift(state, self.fleet)
         if drift.blocking and state.phase is not Phase.ROLLING_BACK:  # a roll back follows the inventory
@@ -686,6 +709,32 @@ class Controller:
             return self._save(record, replace(state, manual=False, weight_set=state.step_weight, weight_live=None),
                               "resume", {"reason": reason})
         return record
+
+
+    def _adopt_policy(self, record: Record, reason: str) -> Record:
+        new = self.fleet.inventory_policy or self.fleet.policy
+        for _ in range(20):
+            state = RolloutState.from_dict(record.state)
+            stored = stored_policy(new)
+            changes = policy_changes(state.policy, stored)
+            if not changes:
+                raise RolloutError(f"rollout {record.id} already runs with the rollout_policy in {self.fleet.source}")
+            fixed = [k for k in PLAN_KEYS if state.policy.get(k) != stored.get(k)]
+            if fixed:
+                raise RolloutError(f"rollout_policy.{', rollout_policy.'.join(fixed)} changed: rollout {record.id}'s "
+                                   "plan was built from them at start; abort it and start again to use them")
+            try:
+                saved = self._save(record, replace(state, policy=stored, inventory_policy=stored, policy_edit_seen={}),
+                                   "policy adopted", {"changes": changes, "reason": reason})
+            except ConcurrentUpdateError:
+                record = self.store.get(record.id)
+                continue
+            if new.notify_url:
+                save_secret(self.store.path.parent, record.id, NOTIFY_SECRET, new.notify_url)
+            else:
+                forget_secrets(self.store.path.parent, record.id)
+            return saved
+        raise RolloutError("could not record the adopted policy: the state store kept changing")
 
 
 def load_per_capacity(state: RolloutState, canary: list[Attempt], stable: list[Attempt]) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,20 @@ def test_in_a_ci_job_events_name_who_triggered_it_and_the_run(tmp_path):
     actors = [e["actor"] for e in json.loads(rollout(state, "show", record["id"]).stdout)["events"]]
     assert actors[0] == "octocat (CI https://github.com/acme/voice/actions/runs/42)", actors
     assert actors[-1] == "alice (pager)", actors
+
+
+def test_an_operator_adopts_an_edited_rollout_policy_but_not_new_steps(tmp_path):
+    state, inventory = tmp_path / "state", tmp_path / "inventory"
+    shutil.copytree(INVENTORY, inventory)
+    policy_file = inventory / "group_vars" / "all" / "rollout.yml"
+    assert rollout(state, "start", "v1.3.0", "-i", str(inventory), "--detach").returncode == 0
+    policy_file.write_text(policy_file.read_text().replace("dwell_s: 600", "dwell_s: 900"))
+    adopted = rollout(state, "resume", "-i", str(inventory), "--adopt-policy", "--detach", "--reason", "longer dwell")
+    assert adopted.returncode == 0 and "now runs with the rollout_policy" in adopted.stdout, adopted.stderr
+    policy_file.write_text(policy_file.read_text().replace("steps: [10, 50, 100]", "steps: [5, 50, 100]"))
+    refused = rollout(state, "resume", "-i", str(inventory), "--adopt-policy", "--detach")
+    assert refused.returncode == 1 and "rollout_policy.steps changed" in refused.stderr, refused.stderr
+    (record,) = json.loads(rollout(state, "history", "-i", str(inventory), "--json").stdout)
+    events = json.loads(rollout(state, "show", record["id"]).stdout)["events"]
+    (event,) = [e for e in events if e["kind"] == "policy adopted"]
+    assert event["data"]["changes"] == ["dwell_s: 600 → 900"] and event["data"]["reason"] == "longer dwell"
