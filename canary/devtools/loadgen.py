@@ -48,6 +48,7 @@ class Outcome:
     retried: str = ""  # why the client sent it a second time (a keep-alive connection the LB closed)
     url: str = ""  # the LB it went through
     host: str = ""  # the host that answered (X-Served-By)
+    session: str = ""  # the X-Session-Id it carried ("" none)
 
     @property
     def shed(self) -> bool:
@@ -71,6 +72,14 @@ class LoadResult:
 
     def by_host(self) -> Counter[str]:
         return Counter(o.host for o in self.outcomes if o.status == 200)
+
+    def versions_by_session(self) -> dict[str, list[str]]:
+        """Each session key's answered requests' versions, in order."""
+        heard: dict[str, list[str]] = {}
+        for o in sorted(self.outcomes, key=lambda o: o.started):
+            if o.session and o.status == 200:
+                heard.setdefault(o.session, []).append(o.version)
+        return heard
 
     def since(self, start: float, end: float = float("inf")) -> LoadResult:
         """The requests sent in [start, end) (time.time() seconds)."""
@@ -96,7 +105,9 @@ def closed_unanswered(exc: Exception) -> bool:
 
 class LoadGenerator:
     def __init__(self, url: str | Sequence[str], rps: float = 4.0, max_in_flight: int = 256,
-                 timeout_s: float = 60.0, voice: str = "alloy") -> None:
+                 timeout_s: float = 60.0, voice: str = "alloy", sessions: int = 0) -> None:
+        """`sessions` > 0: request i carries X-Session-Id s<i mod sessions>, as that many
+        clients each keeping one session would, each round of keys through the next LB."""
         self.urls = [url] if isinstance(url, str) else list(url)
         for target in self.urls:
             host = httpx.URL(target).host
@@ -104,6 +115,7 @@ class LoadGenerator:
                 raise ValueError(f"load generator targets loopback only, not {host}")
         self.urls = [u.rstrip("/") for u in self.urls]
         self.rps, self.max_in_flight, self.timeout_s, self.voice = rps, max_in_flight, timeout_s, voice
+        self.sessions = sessions
         self.result = LoadResult()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -115,10 +127,13 @@ class LoadGenerator:
         SDK do; the retry is recorded. Synthesis has no side effects."""
         started = time.time()
         body = {"model": "tts-1", "input": text_for(i), "voice": self.voice, "response_format": "pcm"}
+        session = f"s{i % self.sessions}" if self.sessions else ""
+        headers = {"X-Session-Id": session} if session else {}
         retried = ""
         for attempt in (1, 2):
             try:
-                response = await client.post(f"{url}/v1/audio/speech", json=body, timeout=self.timeout_s)
+                response = await client.post(f"{url}/v1/audio/speech", json=body, headers=headers,
+                                             timeout=self.timeout_s)
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 if attempt == 1 and closed_unanswered(exc):  # not a response cut short: that is a failure
@@ -131,7 +146,7 @@ class LoadGenerator:
                 error = "" if status == 200 else response.text[:200]
             break
         self.result.outcomes.append(Outcome(i, started, status, version, time.time() - started, error, retried, url,
-                                            host))
+                                            host, session))
 
     async def _run(self, duration_s: float, max_requests: int) -> None:
         limits = httpx.Limits(max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight)
@@ -146,7 +161,8 @@ class LoadGenerator:
                     self.result.outcomes.append(Outcome(i, time.time(), 0, "", 0.0,
                                                         f"{self.max_in_flight} requests in flight already"))
                 else:
-                    task = asyncio.create_task(self._one(client, i, self.urls[i % len(self.urls)]))
+                    lb = (i + i // self.sessions) if self.sessions else i
+                    task = asyncio.create_task(self._one(client, i, self.urls[lb % len(self.urls)]))
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
                 i += 1
@@ -169,6 +185,18 @@ class LoadGenerator:
         return self.result
 
 
+def sandbox_lb_urls() -> list[str]:
+    """Every LB of the sandbox (its inventory's lb_public_url), or the first LB's default port."""
+    from canary import DEFAULT_INVENTORY
+    from canary.adapters.inventory import load_fleet
+    from canary.decisions.inventory import InventoryError
+
+    try:
+        return list(load_fleet(DEFAULT_INVENTORY).lb_public_urls) or ["http://127.0.0.1:18080"]
+    except InventoryError:
+        return ["http://127.0.0.1:18080"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m canary.devtools.loadgen")
     parser.add_argument("--url", action="append", help="an LB's URL (repeat for several; default the sandbox's)")
@@ -176,9 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--max-requests", type=int, default=10_000)
     parser.add_argument("--max-in-flight", type=int, default=256)
+    parser.add_argument("--sessions", type=int, default=0, help="send X-Session-Id from this many clients")
     parser.add_argument("--out", help="write one JSON line per request here")
     args = parser.parse_args(argv)
-    generator = LoadGenerator(args.url or ["http://127.0.0.1:18080"], args.rps, args.max_in_flight)
+    generator = LoadGenerator(args.url or sandbox_lb_urls(), args.rps, args.max_in_flight, sessions=args.sessions)
     result = generator.run(args.duration, args.max_requests)
     if args.out:
         with open(args.out, "w") as handle:

@@ -23,7 +23,7 @@ import pytest
 
 from canary.adapters import images, registry
 from canary.adapters.images import image_tag
-from canary.devtools.loadgen import LoadGenerator
+from canary.devtools.loadgen import LoadGenerator, LoadResult
 from tests.e2e.helpers import (
     DEMO_POLICY,
     LOAD_RPS,
@@ -46,6 +46,7 @@ from tests.sandbox_fleet import REPO, rollout
 pytestmark = pytest.mark.sandbox
 MODELS = REPO / "build" / "models"
 NEW = "v1.4.0"  # a demo release nothing else publishes
+SESSIONS = 200
 HOLD_S = 8 * 3600  # the calendar shift that puts "now" outside the promotion window
 
 
@@ -65,7 +66,8 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
     shift = tmp_path / "calendar-shift"
     shift.write_text(str(HOLD_S))
     env = {**state_dir, "VOXFLEET_CALENDAR_SHIFT_FILE": str(shift)}
-    load = LoadGenerator(stable_fleet.lb_public_urls, rps=LOAD_RPS).start(duration_s=3600)
+    # 200 clients, each keeping one session (X-Session-Id), each round of keys through the other LB
+    load = LoadGenerator(stable_fleet.lb_public_urls, rps=LOAD_RPS, sessions=SESSIONS).start(duration_s=3600)
     # all the while, another client sends only input the service must refuse
     hostile = HostileClient(stable_fleet.lb_public_urls[-1], rps=20)
     try:
@@ -120,7 +122,7 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
         # the foreground, killed at its canary step; then pause, resume, a manual weight,
         # promote, and promote --full, with no step passing on its own
         hook.received.clear()
-        operator_day(env, stable_fleet, hook)
+        rolled_back = operator_day(env, stable_fleet, hook)
     finally:
         traffic = load.stop()
         hostile.__exit__()
@@ -136,9 +138,33 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
                  for line in log[len(errors_before[lb]):].splitlines() if "temporarily disabled" in line]
     assert not taken_out, taken_out[:5]  # no server was marked down, though versions came and went
     assert traffic.by_version()[NEW] > 0 and traffic.by_version()["v1.2.0"] > 0
+    assert_each_session_hears_one_version(traffic, rolled_back, canary_version="v1.2.0")
 
 
-def operator_day(env: dict[str, str], fleet, hook: WebhookReceiver) -> None:
+def assert_each_session_hears_one_version(traffic: LoadResult, story: dict, canary_version: str) -> None:
+    """While a share is live, each session key hears one version; a key the canary had at a
+    smaller share it keeps at a larger one (the split's canary range comes first)."""
+    moments = sorted(e["at"] for e in story["events"] if e["kind"] != "verdict")
+    on_canary: dict[int, set[str]] = {}
+    seen: dict[int, set[str]] = {}
+    for live in events(story, "weights live"):
+        share, start = live["data"]["canary_percent"], live["at"] + 1
+        end = next((at for at in moments if at > live["at"]), float("inf")) - 2
+        heard = traffic.since(start, end).versions_by_session()
+        mixed = {key: versions for key, versions in heard.items() if len(set(versions)) > 1}
+        assert not mixed, (share, list(mixed.items())[:5])
+        on_canary.setdefault(share, set()).update(k for k, v in heard.items() if v[0] == canary_version)
+        seen.setdefault(share, set()).update(heard)
+        if share == 50:
+            twice = [k for k, v in heard.items() if len(v) >= 2]
+            assert len(twice) >= SESSIONS / 2, (len(heard), len(twice))
+            assert 0.3 <= len([k for k in heard if k in on_canary[50]]) / len(heard) <= 0.7, len(on_canary[50])
+    assert on_canary.get(10) and on_canary.get(50), on_canary
+    moved_back = {key for key in on_canary[10] & seen[50] if key not in on_canary[50]}
+    assert not moved_back, moved_back
+
+
+def operator_day(env: dict[str, str], fleet, hook: WebhookReceiver) -> dict:
     # The point here is the operator, not the judge: a freshly started canary's first answers
     # are slower while this 2-core machine also deploys, serves 60% of its capacity and a
     # hostile stream (seen: median x1.65 on 20 requests at 35% load, x4.5 on 23 at 60%), so
@@ -172,6 +198,7 @@ def operator_day(env: dict[str, str], fleet, hook: WebhookReceiver) -> None:
         assert wait_for(env, at_step(30), what="manual weight live")["step"] == 1
         rollout("promote", "--reason", "e2e: next step", env=env)
         wait_for(env, at_step(50), what="step 2 live")
+        time.sleep(40)  # every session key heard about twice at 50%
         rollout("promote", "--full", "--reason", "e2e: hurry", env=env)
         done = wait_for(env, lambda v: v["phase"] == "SUCCEEDED", what="the rollback's end")
     assert not ticker.errors, ticker.errors[:3]
@@ -185,3 +212,4 @@ def operator_day(env: dict[str, str], fleet, hook: WebhookReceiver) -> None:
     kinds = hook.kinds()
     assert kinds[0] == "started" and kinds[-1] == "succeeded" and "paused" in kinds, kinds
     assert all("v1.2.0" in body["text"] for body in hook.received)
+    return story

@@ -206,7 +206,7 @@ def test_a_failed_answer_is_retried_on_the_other_versions_pool():
     servers = upstream_servers({"c1:6006": "v1.3.0"}, {"s1:6006": "v1.2.0", "s2:6006": "v1.2.0"}, 10)
     rendered = render_traffic(role_settings({}), servers, 10)
     assert _retry_map(rendered) == {"v1.3.0": "tts_api_retry_stable", "v1.2.0": "tts_api_retry_canary",
-                                    "default": "tts_api", "": ""}  # no answer, no version: no retry
+                                    "default": "tts_api", "": "$voxfleet_no_answer_pool"}  # no answer, no version: nginx.conf says
     stable_pool = rendered.split("upstream tts_api_retry_stable {")[1].split("}")[0]
     assert "server s1:6006 " in stable_pool and "server s2:6006 " in stable_pool and "c1:6006" not in stable_pool
 
@@ -217,8 +217,9 @@ def test_at_zero_percent_retries_go_anywhere_and_at_a_hundred_the_old_version_st
     for percent in (0, 100):  # the canary down / the stable servers backup
         servers = upstream_servers({"c1:6006": "v1.3.0"}, {"s1:6006": "v1.2.0"}, percent)
         rendered = render_traffic(role_settings({}), servers, percent)
-        expected = {"default": "tts_api", "": ""} if percent == 0 else {
-            "v1.3.0": "tts_api_retry_stable", "v1.2.0": "tts_api_retry_canary", "default": "tts_api", "": ""}
+        expected = {"default": "tts_api", "": "$voxfleet_no_answer_pool"} if percent == 0 else {
+            "v1.3.0": "tts_api_retry_stable", "v1.2.0": "tts_api_retry_canary", "default": "tts_api",
+            "": "$voxfleet_no_answer_pool"}
         assert _retry_map(rendered) == expected, percent
 
 
@@ -237,3 +238,22 @@ def test_a_name_the_lb_never_resolved_is_left_out_when_drained_and_refused_other
     serving = upstream_servers({"gone:6006": "v1.3.0"}, {"node2:6006": "v1.2.0"}, 10)
     with pytest.raises(ValueError, match=r"^LB lb1 cannot resolve gone \(gone:6006, canary v1.3.0\)"):
         by_address_book(serving, {"node2": "172.18.0.5"}, "lb1")
+
+
+def _session_split(rendered: str) -> str:
+    return rendered.split('split_clients "$http_x_session_id" $voxfleet_session_pool {')[1].split("}")[0].strip()
+
+
+def test_a_session_key_picks_a_version_pool_by_the_steps_share_canary_range_first():
+    from canary.adapters.lb_traffic import render_traffic, role_settings
+
+    for percent in (10, 50):
+        servers = upstream_servers({"c1:6006": "v1.3.0"}, {"s1:6006": "v1.2.0", "s2:6006": "v1.2.0"}, percent)
+        rendered = render_traffic(role_settings({}), servers, percent)
+        assert _session_split(rendered) == f"{percent}% tts_api_retry_canary;\n    * tts_api_retry_stable;"
+        weights = {s.address: s.weight for s in servers}
+        stable_pool = rendered.split("upstream tts_api_retry_stable {")[1].split("}")[0]
+        assert f"server s1:6006 weight={weights['s1:6006']} " in stable_pool  # capacity within a version
+    for percent in (0, 100):  # one version serving: every server by weight
+        servers = upstream_servers({"c1:6006": "v1.3.0"}, {"s1:6006": "v1.2.0"}, percent)
+        assert _session_split(render_traffic(role_settings({}), servers, percent)) == "* tts_api;"
