@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -31,6 +32,7 @@ import yaml
 
 from canary import REPO_ROOT
 from canary.adapters import images
+from canary.adapters.private_files import create_private_file
 from canary.devtools import sandbox_prometheus
 
 LABEL = "io.voxfleet.sandbox"
@@ -161,6 +163,19 @@ def _ensure_key(inventory_dir: Path) -> str:
     return key.with_suffix(".pub").read_text().strip()
 
 
+CANARY_TOKEN_FILE = "canary_token"
+
+
+def canary_token(inventory_dir: Path) -> str:
+    """The sandbox's X-Voxfleet-Canary token (made once, kept private beside the SSH key)."""
+    path = _private(inventory_dir) / CANARY_TOKEN_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        create_private_file(path)  # 0600 before the secret goes in
+        path.write_text(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
 def plan_containers(spec: SandboxSpec, public_key: str, prometheus_config: Path) -> list[ContainerPlan]:
     common = ("--network", spec.network, "--label", f"{LABEL}={spec.prefix}", "--restart", "unless-stopped")
     registry_env = ("-e", f"SANDBOX_REGISTRY={spec.registry}:5000", "-e", f"SANDBOX_AUTHORIZED_KEY={public_key}")
@@ -279,6 +294,8 @@ def inventory_document(spec: SandboxSpec, controller_address: str = "127.0.0.1")
             # the CPU contention a GPU host would not have.
             "tts_service_env": {"TTS_MAX_QUEUE": "32"},
             "tts_pull_policy": "always",  # developers rebuild the same version tags here
+            # listening to the canary (X-Voxfleet-Canary): a secret of this sandbox's, read at play time
+            "voxfleet_canary_token": "{{ lookup('file', inventory_dir ~ '/.sandbox/" + CANARY_TOKEN_FILE + "') }}",
             # clients reach each LB at its own published port (no address in front of them)
             "lb_public_url": [f"http://127.0.0.1:{spec.lb_http_port(j)}" for j in spec.lb_numbers],
             # What one unit of sandbox capacity serves (MEASURED_UNIT_RPS), a little under, so
@@ -315,6 +332,7 @@ def up(spec: SandboxSpec, inventory_dir: Path, repo_root: Path, log: TextIO | No
     made on the way writes its output to `log` (default stderr)."""
     images.ensure_base_image(repo_root, log=log)
     public_key = _ensure_key(inventory_dir)
+    canary_token(inventory_dir)
     if _docker("network", "inspect", spec.network).returncode != 0:
         _docker("network", "create", "--label", f"{LABEL}={spec.prefix}", spec.network, check=True)
     for volume in [f"{spec.registry}-data", *(f"{node}-docker" for node in spec.nodes)]:

@@ -291,9 +291,10 @@ def _wait_answering(lb: LB, attempts: int = 50) -> None:
     raise AssertionError("the stub upstreams never answered through the LB")
 
 
-def _post_speech(lb: LB) -> tuple[int, str]:
+def _post_speech(lb: LB, session: str = "") -> tuple[int, str]:
+    headers = {"Content-Type": "application/json"} | ({"X-Session-Id": session} if session else {})
     request = urllib.request.Request(f"http://127.0.0.1:{lb.http_port}/v1/audio/speech", data=b'{"input": "hi"}',
-                                     headers={"Content-Type": "application/json"}, method="POST")
+                                     headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.headers["X-Request-Id"]
@@ -343,6 +344,11 @@ def test_an_unreachable_server_is_still_taken_out_and_its_requests_served_elsewh
     errors_before = _error_log_lines(lb)
     assert [_post_speech(lb)[0] for _ in range(20)] == [200] * 20
     assert "upstream server temporarily disabled" in _error_log_since(lb, errors_before)
+    # clients with session keys: the keys that fall on the dead host's version are answered too
+    answers = [_post_speech(lb, session=f"k{i}") for i in range(40)]
+    assert [status for status, _ in answers] == [200] * 40
+    by_id = {e["request_id"]: e for e in map(json.loads, lb.access_log().splitlines())}
+    assert any(" : " in by_id[rid]["upstream_addr"] for _, rid in answers)  # some went to the dead one first
 
 
 def test_operations_routes_and_uploads_are_closed_to_other_addresses(lb: LB):
