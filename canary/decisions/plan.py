@@ -55,6 +55,7 @@ class RolloutState:
     skip_wait: bool = False  # an operator's `promote`: pass the current step without waiting
     full_promote: bool = False  # `promote --full`: every remaining step and batch now
     manual: bool = False  # `set-weight`: the operator holds the weight; analysis still watches
+    listened: bool = False  # the listen-first pause (policy listen_first) has been held
     reason: str = ""
     last_verdict: dict[str, Any] | None = None
     image_digest: str = ""  # the new version's manifest digest, resolved once at preflight: hosts pull this

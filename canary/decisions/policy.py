@@ -65,6 +65,9 @@ class Policy:
     prometheus_url: str = ""  # the server evidence: prometheus|both queries
     gate_latency_max_ratio: float = 2.0  # release gate: golden-prompt latency at most this × live version's
     gate_max_rtf: float = 1.0  # release gate: synthesis slower than real time fails
+    # After the warm-up gate, pause with the canary at 0% so people can listen to it
+    # (the LB's X-Voxfleet-Canary header); `rollout resume` gates it again, then step 1.
+    listen_first: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -81,6 +84,12 @@ def _integer(minimum: int) -> Validator:
             raise Invalid(f"must be an integer ≥ {minimum}, got {value!r}")
         return value
     return check
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"must be true or false, got {value!r}")
+    return value
 
 
 def _number(lo: float, hi: float) -> Validator:
@@ -160,6 +169,7 @@ VALIDATORS: dict[str, Validator] = {
     "promotion_weekdays": _weekdays, "promotion_not_before": _instant, "notify_url": _url,
     "evidence": _one_of("access_log", "prometheus", "both"), "prometheus_url": _url,
     "gate_latency_max_ratio": _number(1.0, 100.0), "gate_max_rtf": _number(0.001, 100.0),
+    "listen_first": _flag,
 }
 KNOWN_KEYS = tuple(f.name for f in fields(Policy) if f.name != "extra")
 assert set(VALIDATORS) == set(KNOWN_KEYS), "every policy key has exactly one validator"

@@ -375,6 +375,12 @@ class Controller:
                                 {"reports": reports, "problems": problems}, self.clock.now())
         if problems:
             return self._start_rollback(record, state, "warm-up gate failed: " + "; ".join(problems))
+        if parse_policy(state.policy).listen_first and not state.listened:
+            return self._enter(record, state, Phase.PAUSED,
+                               f"listen first: {state.version} runs at 0% on {', '.join(state.canary_hosts)}; "
+                               "requests with X-Voxfleet-Canary and the inventory's token reach it; `rollout resume` "
+                               "gates it again, then starts step 1", paused_phase=Phase.WARMUP_GATE.value,
+                               listened=True)[0]
         if not state.traffic_steps:  # no step below 100%: the canaries are promotion's first batch
             if len(state.batches) == 1:
                 self._apply_layout(replace(state, phase=Phase.SUCCEEDED), record)

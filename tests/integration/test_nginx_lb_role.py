@@ -27,6 +27,7 @@ import pytest
 
 from canary.adapters.lb_traffic import render_traffic, role_settings
 from canary.decisions.traffic import upstream_servers
+from canary.devtools.sandbox import canary_token
 
 REPO = Path(__file__).resolve().parents[2]
 OTHER_INVENTORY = os.environ.get("VOXFLEET_SANDBOX_INVENTORY")
@@ -349,6 +350,45 @@ def test_an_unreachable_server_is_still_taken_out_and_its_requests_served_elsewh
     assert [status for status, _ in answers] == [200] * 40
     by_id = {e["request_id"]: e for e in map(json.loads, lb.access_log().splitlines())}
     assert any(" : " in by_id[rid]["upstream_addr"] for _, rid in answers)  # some went to the dead one first
+
+
+def _speech_version(lb: LB, headers: dict[str, str]) -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{lb.http_port}/v1/audio/speech", data=b'{"input": "hi"}',
+                                     headers={"Content-Type": "application/json", **headers}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers.get("X-Model-Version", "")
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get("X-Model-Version", "")
+
+
+def test_a_listener_with_the_token_reaches_the_canary_at_zero_percent_and_only_the_canary(lb: LB):
+    token = "listen-first-0123456789"
+    canary = _start_stub(lb.nodes[0], 200, "v2.0.0")
+    stable = [_start_stub(address, 200, "v1.0.0") for address in lb.nodes[1:]]
+    run = lb.play(0, servers=upstream_servers({canary: "v2.0.0"}, {a: "v1.0.0" for a in stable}, 0),
+                  nginx_lb_canary_token=token)
+    assert run.rc == 0, run.failures(lb.host)
+    _wait_answering(lb)
+    listen = {"X-Voxfleet-Canary": token}
+    assert {_speech_version(lb, listen) for _ in range(10)} == {(200, "v2.0.0")}  # drained, yet heard
+    assert {_speech_version(lb, {}) for _ in range(10)} == {(200, "v1.0.0")}  # everyone else: stable
+    assert _speech_version(lb, {"X-Voxfleet-Canary": token[:-1]}) == (403, "")
+    assert _speech_version(lb, {"X-Voxfleet-Canary": token, "X-Session-Id": "k1"}) == (200, "v2.0.0")
+
+    failing = _start_stub(lb.nodes[0], 500, "v2.0.0")  # a canary that fails: the listener hears no stable answer
+    run = lb.play(0, servers=upstream_servers({failing: "v2.0.0"}, {a: "v1.0.0" for a in stable}, 0),
+                  nginx_lb_canary_token=token)
+    assert run.rc == 0, run.failures(lb.host)
+    assert {_speech_version(lb, listen)[0] for _ in range(5)} == {502}
+
+    refused = lb.play(0, servers=upstream_servers({canary: "v2.0.0"}, {a: "v1.0.0" for a in stable}, 0),
+                      nginx_lb_canary_token="short")
+    assert refused.rc != 0 and any("nginx_lb_canary_token must be" in f for f in refused.failures(lb.host))
+    if not OTHER_INVENTORY:  # the sandbox inventory's own token, read by the role at play time
+        assert lb.play(0, servers=upstream_servers({canary: "v2.0.0"}, {a: "v1.0.0" for a in stable}, 0)).rc == 0
+        assert _speech_version(lb, {"X-Voxfleet-Canary": canary_token(INVENTORY.parent)}) == (200, "v2.0.0")
+        assert _speech_version(lb, listen) == (403, "")
 
 
 def test_operations_routes_and_uploads_are_closed_to_other_addresses(lb: LB):

@@ -443,3 +443,25 @@ def test_every_deploy_pulls_the_digest_preflight_resolved(world, error_rate, end
     assert {d for v, d in sim.digests if v == "v1.2.0"} == ({"sha256:v1.2.0"} if ending == "ROLLED_BACK" else set())
     live = "sha256:v1.3.0" if ending == "SUCCEEDED" else "sha256:v1.2.0"
     assert {s["digest"] for s in status_view(store.get(record.id), clock.now())["lb_servers"]} == {live}
+
+
+def test_listen_first_holds_the_canary_at_zero_percent_until_resumed(tmp_path):
+    from canary.adapters.store import Store
+    from tests.unit.fakes import FakeClock, SimulatedFleet
+
+    clock = FakeClock()
+    sim = SimulatedFleet(hosts={f"node{i}": "v1.2.0" for i in (1, 2, 3)},
+                         addresses={f"node{i}": f"10.9.0.{i}:6006" for i in (1, 2, 3)},
+                         registry_tags={"v1.2.0", "v1.3.0"}, clock=clock)
+    store = Store(tmp_path / "state.db")
+    c = Controller(make_fleet(tmp_path, dict(POLICY, listen_first=True)), store, sim, sim, sim, sim, sim, clock)
+    record = c.start("v1.3.0")
+    assert run(c, clock)[-1] == "PAUSED"
+    held = store.get(record.id)
+    assert held.state["paused_phase"] == "WARMUP_GATE" and "listen first" in held.reason
+    assert sim.hosts["node1"] == "v1.3.0" and sim.applied[-1][1] == 0  # deployed, no share yet
+    assert [v for v, _ in sim.digests if v == "v1.3.0"]
+    gates = len([e for e in store.events(record.id) if e.kind == "warmup_gate"])
+    c.resume("listened: sounds right")
+    assert run(c, clock)[-1] == "SUCCEEDED"
+    assert len([e for e in store.events(record.id) if e.kind == "warmup_gate"]) == gates + 1  # gated again
