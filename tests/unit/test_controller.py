@@ -458,7 +458,7 @@ def test_listen_first_holds_the_canary_at_zero_percent_until_resumed(tmp_path):
     record = c.start("v1.3.0")
     assert run(c, clock)[-1] == "PAUSED"
     held = store.get(record.id)
-    assert held.state["paused_phase"] == "WARMUP_GATE" and "listen first" in held.reason
+    assert held.state["paused_phase"] == "WARMUP_GATE" and "listen first" in (held.reason or "")
     assert sim.hosts["node1"] == "v1.3.0" and sim.applied[-1][1] == 0  # deployed, no share yet
     assert [v for v, _ in sim.digests if v == "v1.3.0"]
     gates = len([e for e in store.events(record.id) if e.kind == "warmup_gate"])
