@@ -25,6 +25,7 @@ import numpy as np
 from service.engines.base import WARMUP_TEXT, EngineError, EngineInfo, estimate_speech_s
 from service.model_dir import ModelManifest
 from service.text_support import TextSupport
+from service.time_stretch import time_stretch
 
 INSTALL_HINT = "install it with `pip install 'voxfleet[voxcpm]'` (or `pip install voxcpm`)"
 # Each entry is satisfied by any one of its names (upstream falls back in this order).
@@ -45,18 +46,6 @@ def _cuda_available() -> bool:
     except ImportError:
         return False
     return bool(torch.cuda.is_available())
-
-
-def change_speed(audio: np.ndarray, speed: float) -> np.ndarray:
-    """Shorten (speed > 1) or lengthen audio by linear-interpolation resampling.
-
-    VoxCPM has no duration control, so this is an approximation: like playing a tape
-    faster, it also raises (or lowers) the pitch by the same factor."""
-    if speed == 1.0 or audio.size < 2:
-        return audio
-    n_out = max(1, int(round(audio.size / speed)))
-    positions = np.linspace(0.0, audio.size - 1, n_out)
-    return np.interp(positions, np.arange(audio.size), audio).astype(np.float32)
 
 
 class VoxCPMEngine:
@@ -143,7 +132,7 @@ class VoxCPMEngine:
         audio = np.asarray(wav, dtype=np.float32).reshape(-1)
         if audio.size == 0:
             raise EngineError(f"{self.weights_dir}: VoxCPM returned no audio for this input")
-        return change_speed(audio, float(speed))
+        return time_stretch(audio, float(speed), self._model_rate())
 
     def describe(self) -> EngineInfo:
         rate = self._model_rate() if self.model is not None else self.manifest.sample_rate
@@ -154,7 +143,7 @@ class VoxCPMEngine:
         return TEXT_SUPPORT
 
     def estimate_audio_s(self, text: str, speed: float) -> float:
-        return estimate_speech_s(text, speed)  # VoxCPM has no duration control; `change_speed` scales by 1/speed
+        return estimate_speech_s(text, speed)  # VoxCPM has no duration control; `time_stretch` scales by 1/speed
 
     # -- helpers ------------------------------------------------------------------
     def _model_rate(self) -> int:

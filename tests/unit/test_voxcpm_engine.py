@@ -256,7 +256,7 @@ def test_missing_voice_prompt_file_is_named(tmp_path: Path, fake_voxcpm, no_cuda
     assert str(directory / "anna.wav") in str(info.value)
 
 
-def test_speed_resamples_duration(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+def test_speed_changes_the_duration_not_the_pitch(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
     fake_voxcpm()
     engine = engine_for(make_model_dir(tmp_path))
     engine.load()
@@ -265,6 +265,13 @@ def test_speed_resamples_duration(tmp_path: Path, fake_voxcpm, no_cuda: None) ->
     slow = engine.synthesize("Hi.", "default", 0.5)
     assert fast.dtype == np.float32 and fast.size == normal.size // 2
     assert slow.size == normal.size * 2
+
+    def tone_hz(audio: np.ndarray) -> float:
+        spectrum = np.abs(np.fft.rfft(audio * np.hanning(audio.size)))
+        return float(np.fft.rfftfreq(audio.size, 1 / RATE)[np.argmax(spectrum)])
+
+    assert tone_hz(fast) == pytest.approx(tone_hz(normal), rel=0.03)  # the fake's 220 Hz, not 440
+    assert tone_hz(slow) == pytest.approx(tone_hz(normal), rel=0.03)
     with pytest.raises(EngineError, match="speed"):
         engine.synthesize("Hi.", "default", 0.0)
 
