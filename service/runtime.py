@@ -24,7 +24,7 @@ from service.audio_budget import CHUNK_GAP_S, chunk_chars_at
 from service.audio_checks import AudioLimits, AudioReport, check_audio
 from service.config import Settings
 from service.engines import Engine, EngineError, create_engine
-from service.engines.base import WARMUP_TEXT
+from service.engines.base import MAX_SEED, WARMUP_TEXT, synthesis_seed
 from service.metrics import ServiceMetrics
 from service.model_dir import ModelManifest, verify_model_dir
 from service.text_support import speakable_chunks
@@ -72,6 +72,7 @@ class Synthesis:
     synth_seconds: float
     report: AudioReport
     queue_wait_s: float = 0.0  # how long it waited for a worker before synthesis began
+    seed: int = 0  # what seeded it (the client's, or the request's own): the same seed, the same audio
 
     @property
     def duration_s(self) -> float:
@@ -165,7 +166,7 @@ class ModelRuntime:
         return max(1, int(round((min(w.queued for w in self.workers) + 1) * self._avg_synth_s)))
 
     # -- synthesis ---------------------------------------------------------------
-    def submit(self, text: str, voice: str, speed: float) -> Job[Synthesis]:
+    def submit(self, text: str, voice: str, speed: float, seed: int | None = None) -> Job[Synthesis]:
         """Queue a synthesis. Raises NotReadyError, or QueueFullError when full.
 
         The job is dropped if it waits longer than `queue_deadline_s` before it starts;
@@ -176,15 +177,16 @@ class ModelRuntime:
         expires_at = time.monotonic() + self.settings.queue_deadline_s
         for worker, engine in sorted(zip(self.workers, self.engines), key=lambda we: we[0].load):
             try:
-                return worker.submit_job(functools.partial(self._synthesize, engine, text, voice, speed), expires_at)
+                return worker.submit_job(functools.partial(self._synthesize, engine, text, voice, speed, seed),
+                                         expires_at)
             except QueueFullError:
                 continue
         raise QueueFullError(f"inference queue is full ({self.settings.max_queue} waiting on each of "
                              f"{len(self.workers)} workers)")
 
-    def synthesize(self, text: str, voice: str, speed: float) -> Synthesis:
+    def synthesize(self, text: str, voice: str, speed: float, seed: int | None = None) -> Synthesis:
         """Blocking form of submit(), for callers on their own threads (the UI)."""
-        job = self.submit(text, voice, speed)
+        job = self.submit(text, voice, speed, seed)
         try:
             return job.result(timeout=self.settings.request_timeout_s)
         finally:
@@ -196,18 +198,21 @@ class ModelRuntime:
         return (speakable_chunks(text, support, chunk_chars_at(chunk_chars, speed))
                 or speakable_chunks(text, support, chunk_chars))  # the request rules checked these
 
-    def _synthesize(self, engine: Engine, text: str, voice: str, speed: float, job: Job[Synthesis]) -> Synthesis:
+    def _synthesize(self, engine: Engine, text: str, voice: str, speed: float, seed: int | None,
+                    job: Job[Synthesis]) -> Synthesis:
+        """`seed` (None: from the request) seeds each chunk, the i-th with seed + i."""
+        seed = synthesis_seed(text, voice, speed) if seed is None else seed
         waited = max(0.0, time.monotonic() - job.queued_at)
         started = time.perf_counter()
         rate = engine.describe().sample_rate
         gap = np.zeros(int(CHUNK_GAP_S * rate), dtype=np.float32)
         parts: list[np.ndarray] = []
         chunks = self._chunks(engine, text, speed)
-        for chunk in chunks:  # the request rules made sure there is one; the others are skipped
+        for i, chunk in enumerate(chunks):  # the request rules made sure there is one; the others are skipped
             job.stop_if_abandoned()  # the client left or timed out: not one more chunk for nobody
             if parts:
                 parts.append(gap)
-            audio = np.asarray(engine.synthesize(chunk, voice, speed), dtype=np.float32)
+            audio = np.asarray(engine.synthesize(chunk, voice, speed, (seed + i) & MAX_SEED), dtype=np.float32)
             chunk_report = check_audio(audio, rate, chunk, self.limits)
             if not chunk_report.passed:  # one silent sentence must not hide in a long answer
                 raise BadAudioError(chunk_report)
@@ -220,4 +225,4 @@ class ModelRuntime:
             raise BadAudioError(report)
         self._avg_synth_s = 0.8 * self._avg_synth_s + 0.2 * elapsed
         self.metrics.observe_synthesis(audio.size / rate, elapsed)
-        return Synthesis(audio, rate, elapsed, report, waited)
+        return Synthesis(audio, rate, elapsed, report, waited, seed)

@@ -16,6 +16,7 @@ from typing import Any
 
 from service.audio_budget import Estimate, over_budget
 from service.encoding import ENCODINGS
+from service.engines.base import MAX_SEED
 from service.text import normalize
 from service.text_support import TextSupport, refusal
 
@@ -51,6 +52,7 @@ class SpeechRequest:
     voice: str
     response_format: str
     speed: float
+    seed: int | None = None  # the client's; None: derived from the request (`synthesis_seed`)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ def request_schema(rules: RequestRules) -> dict[str, Any]:
             "response_format": {"type": "string", "enum": [f for f in OPENAI_FORMATS if f != "aac"],
                                 "default": "mp3"},
             "speed": {"type": "number", "minimum": MIN_SPEED, "maximum": MAX_SPEED, "default": 1.0},
+            "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED,
+                     "description": "repeatable synthesis (default: from the request); answered in X-Seed"},
             **{name: {"type": "string", "description": "accepted, ignored"} for name in IGNORED_FIELDS},
         },
     }
@@ -198,6 +202,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
+def _seed(data: dict[str, Any]) -> int | None:
+    seed = data.get("seed")
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise _invalid("seed", f"'seed' must be an integer in [0, {MAX_SEED}], got {_shown(seed)}")
+    return seed
+
+
 def _speed(data: dict[str, Any]) -> float:
     speed = data.get("speed", 1.0)
     if not _is_number(speed):
@@ -230,7 +243,7 @@ def parse_speech_request(body: bytes, content_type: str | None, rules: RequestRu
     the audio it asks for last, as it needs both `input` and `speed`)."""
     data = _json_object(body, content_type, rules)
     model, text, voice = _model(data, rules), _input(data, rules), _voice(data, rules)
-    fmt, speed = _format(data), _speed(data)
+    fmt, speed, seed = _format(data), _speed(data), _seed(data)
     _stream_format(data)
     _audio_budget(text, speed, rules)
-    return SpeechRequest(model, text, voice, fmt, speed)
+    return SpeechRequest(model, text, voice, fmt, speed, seed)

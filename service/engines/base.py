@@ -7,6 +7,7 @@ thread, so engines that capture CUDA graphs (VoxCPM with optimize=True) stay val
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,8 +46,9 @@ class Engine(Protocol):
         """Synthesize WARMUP_TEXT with the first voice so later requests are fast;
         returns its audio, which the server checks before it reports ready."""
 
-    def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
-        """Return mono float32 audio at `manifest.sample_rate` for one text chunk."""
+    def synthesize(self, text: str, voice: str, speed: float, seed: int | None = None) -> np.ndarray:
+        """Return mono float32 audio at `manifest.sample_rate` for one text chunk; the same
+        `seed` (None: one derived from the arguments) gives the same audio."""
 
     def describe(self) -> EngineInfo:
         """What runs: engine, version, sample rate, device, voices."""
@@ -58,6 +60,16 @@ class Engine(Protocol):
     def text_support(self) -> TextSupport:
         """What text it can speak; pure and usable before `load`. The server refuses text
         `service.text_support.unspeakable` finds unspeakable, so `synthesize` never gets it."""
+
+
+MAX_SEED = 2**31 - 1  # seeds are 31-bit: any engine's RNG takes them
+
+
+def synthesis_seed(text: str, voice: str, speed: float) -> int:
+    """The seed of a request that names none: from its content, so the same request is
+    the same audio (every engine, every host)."""
+    digest = hashlib.sha256(f"{text}\0{voice}\0{speed:.4f}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & MAX_SEED
 
 
 def estimate_speech_s(text: str, speed: float, chars_per_second: float = DEFAULT_CHARS_PER_SECOND) -> float:

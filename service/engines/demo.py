@@ -169,7 +169,7 @@ class DemoEngine:
         return sum(_PAUSES[ch] / speed if kind == "pause" else max(min_unit, base * _DURATION_FACTOR.get(kind, 1.0))
                    for ch, kind in self._units(text))
 
-    def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
+    def synthesize(self, text: str, voice: str, speed: float, seed: int | None = None) -> np.ndarray:
         if self.net is None:
             raise EngineError("demo engine: synthesize called before load")
         if voice not in self.manifest.voices:
@@ -181,7 +181,8 @@ class DemoEngine:
                 return np.zeros(int(self.sample_rate * max(len(text), 1) / (self.chars_per_second * speed)),
                                 dtype=np.float32)
             raise EngineError("demo engine: synthesis failed (flaky variant)")
-        seed = int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+        if seed is None:
+            seed = int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
         with torch.inference_mode():
             audio = self._render(text, voice, speed, seed)
             for _ in range(self.refine_passes):  # the "slow" variant's redundant work

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from service.engines.base import WARMUP_TEXT, EngineError, EngineInfo, estimate_speech_s
+from service.engines.base import WARMUP_TEXT, EngineError, EngineInfo, estimate_speech_s, synthesis_seed
 from service.model_dir import ModelManifest
 from service.text_support import TextSupport
 from service.time_stretch import time_stretch
@@ -113,7 +113,7 @@ class VoxCPMEngine:
             )
         return self.synthesize(WARMUP_TEXT, self.manifest.voices[0], 1.0)
 
-    def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
+    def synthesize(self, text: str, voice: str, speed: float, seed: int | None = None) -> np.ndarray:
         if self.model is None:
             raise EngineError("voxcpm engine: synthesize called before load")
         if threading.get_ident() != self._thread:
@@ -123,6 +123,9 @@ class VoxCPMEngine:
         if not np.isfinite(speed) or speed <= 0:
             raise EngineError(f"voxcpm engine: speed must be a positive number, got {speed!r}")
         kwargs: dict[str, Any] = dict(self._prompts[voice])
+        import torch  # present wherever voxcpm is (its dependency); seeded here, on the one inference thread
+
+        torch.manual_seed(synthesis_seed(text, voice, speed) if seed is None else seed)
         try:
             wav = self.model.generate(
                 text=text, cfg_value=self.cfg_value, inference_timesteps=self.inference_timesteps, **kwargs

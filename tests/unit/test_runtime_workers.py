@@ -55,11 +55,11 @@ def test_a_synthesis_nobody_waits_for_stops_at_the_next_chunk_and_queued_ones_ne
     first_chunk, go_on = threading.Event(), threading.Event()
     real = engine.synthesize
 
-    def slow_chunks(text: str, voice: str, speed: float):
+    def slow_chunks(text: str, voice: str, speed: float, seed: int | None = None):
         calls.append(text)
         first_chunk.set()
         go_on.wait(30)
-        return real(text, voice, speed)
+        return real(text, voice, speed, seed)
 
     engine.synthesize = slow_chunks  # type: ignore[method-assign]
     try:

@@ -331,3 +331,17 @@ def test_the_fake_refuses_what_the_real_package_refuses(tmp_path: Path, fake_vox
         model.generate(text="Hi.", prompt_wav_path=str(tmp_path / "none.wav"), prompt_text="x")
     with pytest.raises(ValueError, match="only supported with VoxCPM2"):
         model.generate(text="Hi.", reference_wav_path=str(directory / "config.json"))
+
+
+def test_each_synthesis_seeds_torch_with_its_seed(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+    import torch
+
+    from service.engines.base import synthesis_seed
+
+    fake_voxcpm()
+    engine = engine_for(make_model_dir(tmp_path))
+    engine.load()
+    engine.synthesize("Hi.", "default", 1.0, seed=1234)
+    assert torch.initial_seed() == 1234
+    engine.synthesize("Hi.", "default", 1.0)
+    assert torch.initial_seed() == synthesis_seed("Hi.", "default", 1.0)
