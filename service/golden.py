@@ -62,14 +62,29 @@ def probe(url: str, text: str, voice: str, timeout_s: float) -> dict[str, Any]:
     }
 
 
-def run_golden(url: str, voice: str = "alloy", timeout_s: float = 120.0) -> list[dict[str, Any]]:
+def model_voice(url: str, timeout_s: float = 30.0) -> str:
+    """The voice the model at `url` names first (its GET /version): probes speak with the
+    model's own voices, never a name assumed for every model."""
+    try:
+        with urllib.request.urlopen(f"{url}/version", timeout=timeout_s) as response:
+            voices = json.load(response).get("voices") or []
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise RuntimeError(f"{url}/version did not say the model's voices: {exc}") from exc
+    if not voices:
+        raise RuntimeError(f"{url}/version lists no voices")
+    return str(voices[0])
+
+
+def run_golden(url: str, voice: str | None = None, timeout_s: float = 120.0) -> list[dict[str, Any]]:
+    """Every golden prompt in `voice` (default: the model's first voice)."""
+    voice = voice or model_voice(url)
     return [dict(name=name, chars=len(text), **probe(url, text, voice, timeout_s)) for name, text in GOLDEN_PROMPTS]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.golden")
     parser.add_argument("--url", default="http://127.0.0.1:6006")
-    parser.add_argument("--voice", default="alloy")
+    parser.add_argument("--voice", help="default: the model's first voice (GET /version)")
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
     reports = run_golden(args.url.rstrip("/"), args.voice, args.timeout)

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 import httpx
 import numpy as np
 
+from service.golden import model_voice
+
 WORDS = ("canary", "voice", "fleet", "model", "release", "steady", "signal", "quiet", "morning", "river",
          "number", "seven", "light", "window", "garden", "paper", "travel", "simple", "bright", "ocean")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -105,7 +107,7 @@ def closed_unanswered(exc: Exception) -> bool:
 
 class LoadGenerator:
     def __init__(self, url: str | Sequence[str], rps: float = 4.0, max_in_flight: int = 256,
-                 timeout_s: float = 60.0, voice: str = "alloy", sessions: int = 0) -> None:
+                 timeout_s: float = 60.0, voice: str | None = None, sessions: int = 0) -> None:
         """`sessions` > 0: request i carries X-Session-Id s<i mod sessions>, as that many
         clients each keeping one session would, each round of keys through the next LB."""
         self.urls = [url] if isinstance(url, str) else list(url)
@@ -114,7 +116,8 @@ class LoadGenerator:
             if host not in LOOPBACK:
                 raise ValueError(f"load generator targets loopback only, not {host}")
         self.urls = [u.rstrip("/") for u in self.urls]
-        self.rps, self.max_in_flight, self.timeout_s, self.voice = rps, max_in_flight, timeout_s, voice
+        self.rps, self.max_in_flight, self.timeout_s = rps, max_in_flight, timeout_s
+        self.voice = voice or model_voice(self.urls[0])  # the model's first voice, as its /version says
         self.sessions = sessions
         self.result = LoadResult()
         self._stop = threading.Event()

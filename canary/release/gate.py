@@ -16,7 +16,7 @@ from typing import Any
 from canary.adapters import local_container
 from canary.decisions.policy import Policy
 from canary.decisions.quality import QualityTolerances, compare
-from service.golden import probe, run_golden
+from service.golden import model_voice, probe, run_golden
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def golden_reports(image: str, label: str, machine: GateMachine) -> list[dict[st
     try:
         local_container.run(image, name, options, timeout_s=machine.timeout_s)
         url = f"http://127.0.0.1:{options.port}"
-        probe(url, "Warming up.", "alloy", 120.0)  # the first request pays one-off costs: not measured
+        probe(url, "Warming up.", model_voice(url), 120.0)  # the first request pays one-off costs: not measured
         return run_golden(url, timeout_s=120.0)
     finally:
         local_container.remove(name)

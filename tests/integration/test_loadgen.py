@@ -48,7 +48,7 @@ def serve(answers: list[bytes | None]) -> str:
 
 
 def test_a_dropped_connection_is_retried_once_and_recorded():
-    result = LoadGenerator(serve([None, OK]), rps=1, max_in_flight=1).run(duration_s=0.5, max_requests=1)
+    result = LoadGenerator(serve([None, OK]), rps=1, max_in_flight=1, voice="alloy").run(duration_s=0.5, max_requests=1)
     (outcome,) = result.outcomes
     assert outcome.status == 200 and outcome.version == "v1.3.0"
     assert "RemoteProtocolError" in outcome.retried and not result.failed
@@ -56,20 +56,20 @@ def test_a_dropped_connection_is_retried_once_and_recorded():
 
 
 def test_a_second_drop_is_a_failure():
-    result = LoadGenerator(serve([None, None]), rps=1, max_in_flight=1).run(duration_s=0.5, max_requests=1)
+    result = LoadGenerator(serve([None, None]), rps=1, max_in_flight=1, voice="alloy").run(duration_s=0.5, max_requests=1)
     (outcome,) = result.outcomes
     assert outcome.status == 0 and outcome.retried and result.failed == [outcome]
 
 
 def test_an_error_status_is_a_failure_without_retry():
     answer = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"
-    result = LoadGenerator(serve([answer, OK]), rps=1, max_in_flight=1).run(duration_s=0.5, max_requests=1)
+    result = LoadGenerator(serve([answer, OK]), rps=1, max_in_flight=1, voice="alloy").run(duration_s=0.5, max_requests=1)
     assert [o.status for o in result.outcomes] == [503] and not result.outcomes[0].retried
 
 
 def test_a_response_cut_short_is_a_failure_without_retry():
     cut = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"
-    result = LoadGenerator(serve([cut, OK]), rps=1, max_in_flight=1).run(duration_s=0.5, max_requests=1)
+    result = LoadGenerator(serve([cut, OK]), rps=1, max_in_flight=1, voice="alloy").run(duration_s=0.5, max_requests=1)
     (outcome,) = result.outcomes
     assert outcome.status == 0 and not outcome.retried and "RemoteProtocolError" in outcome.error
 
@@ -99,7 +99,7 @@ def slow_server(delay_s: float) -> str:
 
 
 def test_requests_leave_at_the_arrival_rate_however_slow_the_answers():
-    result = LoadGenerator(slow_server(1.5), rps=20, max_in_flight=256).run(duration_s=1.0)
+    result = LoadGenerator(slow_server(1.5), rps=20, max_in_flight=256, voice="alloy").run(duration_s=1.0)
     assert len(result.outcomes) == 20 and not result.failed, result.summary()
     starts = sorted(o.started for o in result.outcomes)
     assert starts[-1] - starts[0] < 1.3  # all sent within the second, none waited for an answer
@@ -107,6 +107,6 @@ def test_requests_leave_at_the_arrival_rate_however_slow_the_answers():
 
 
 def test_the_bound_on_requests_in_flight_is_a_counted_failure():
-    result = LoadGenerator(slow_server(1.0), rps=20, max_in_flight=5).run(duration_s=0.5)
+    result = LoadGenerator(slow_server(1.0), rps=20, max_in_flight=5, voice="alloy").run(duration_s=0.5)
     refused = [o for o in result.outcomes if "requests in flight already" in o.error]
     assert len(result.outcomes) == 10 and len(refused) == 5 and len(result.failed) == 5
