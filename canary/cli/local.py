@@ -30,7 +30,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             print("no sandbox (run `rollout sandbox up`)")
             return EXIT_ERROR
         for row in sandbox.status(existing):
-            print(f"{row['name']:<18} {row['role']:<9} {row['state']:<8} {row['runs']}")
+            print(f"{row['name']:<20} {row['role']:<10} {row['state']:<8} {row['runs']}")
     return EXIT_OK
 
 
@@ -42,10 +42,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"starting {tag} as {name} on {args.bind}:{args.port} (waits until the model speaks)…", flush=True)
     local_container.run(tag, name, options)
     base = f"http://{args.bind}:{args.port}"
+    from service.golden import model_voice  # numpy and soundfile: only for this verb
+
+    voice = model_voice(base)
     print(f"ready: {name} serves {args.version}\n"
           f"  web UI:   {base}/ui/\n"
           f"  speech:   curl -o hello.wav -H 'content-type: application/json' "
-          f"-d '{{\"model\":\"tts-1\",\"input\":\"Hello!\",\"voice\":\"alloy\",\"response_format\":\"wav\"}}' "
+          f"-d '{{\"model\":\"tts-1\",\"input\":\"Hello!\",\"voice\":\"{voice}\",\"response_format\":\"wav\"}}' "
           f"{base}/v1/audio/speech\n"
           f"  health:   {base}/readyz   metrics: {base}/metrics   version: {base}/version\n"
           f"  stop it:  make run-image-stop  (or: rollout stop {args.version})")
