@@ -196,6 +196,12 @@ def _speech_route(app: FastAPI, runtime: ModelRuntime) -> None:
 
     body_schema = {"required": True, "content": {"application/json": {"schema": request_schema(rules)}}}
 
+    @app.get("/v1/voices")
+    async def voices() -> dict[str, object]:
+        """The model's voices, the first its default (what a request without `voice` gets)."""
+        return {"object": "list", "model": manifest.name, "model_version": manifest.version,
+                "data": [{"id": v, "object": "voice", "default": i == 0} for i, v in enumerate(manifest.voices)]}
+
     @app.post(SPEECH_PATH, openapi_extra={"requestBody": body_schema})
     async def speech(request: Request) -> Response:
         declared = request.headers.get("content-length", "")

@@ -1,5 +1,6 @@
 """Repeatable synthesis: every answer names its seed (X-Seed); the same seed is the same
-audio, another seed other audio; a request without one gets a seed from its content."""
+audio, another seed other audio; a request without one gets a seed from its content.
+And GET /v1/voices lists the model's voices."""
 
 from __future__ import annotations
 
@@ -52,3 +53,12 @@ def test_without_a_seed_the_request_picks_its_own_and_says_which(client):
 def test_a_seed_that_is_not_a_31_bit_integer_is_a_400_naming_it(client, seed):
     answer = client.post("/v1/audio/speech", json={"model": "tts-1", "input": TEXT, "seed": seed})
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "seed", answer.text
+
+
+def test_the_models_voices_are_listed_its_default_first(client, model_dirs):
+    from service.model_dir import read_manifest
+
+    listed = client.get("/v1/voices").json()
+    voices = read_manifest(model_dirs["v1.3.0"]).voices
+    assert [v["id"] for v in listed["data"]] == list(voices) and listed["data"][0]["default"]
+    assert not any(v["default"] for v in listed["data"][1:]) and listed["model_version"] == "v1.3.0"
