@@ -25,8 +25,16 @@ class AudioLimits:
     max_rms_dbfs: float = -3.0
     min_seconds_per_char: float = 0.01
     max_seconds_per_char: float = 1.0
-    max_longest_pause_s: float = 3.0
+    max_longest_pause_s: float = 2.0  # silence inside the speech (not before or after it)
     max_dc_offset: float = 0.05
+    # Not speech: noise has a flat spectrum (median spectral flatness of the sounding
+    # frames: white noise about 0.56, voiced speech under 0.05); a steady tone keeps one
+    # loudness (the spread of its 20 ms levels, judged once there are a few seconds of
+    # sound: speech varies by 3 to 12 dB); clipped audio sits at its peak for many samples.
+    max_spectral_flatness: float = 0.4
+    min_loudness_spread_db: float = 1.0
+    loudness_spread_from_s: float = 1.5
+    max_peak_plateau_share: float = 0.005
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,33 @@ def _frame_rms_dbfs(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)) + 1e-12)
 
 
+def _spectral_flatness(audio: np.ndarray) -> float:
+    """Median flatness (geometric over arithmetic mean of the power spectrum) of the
+    sounding 2048-sample frames; 0.0 when none sounds."""
+    size, hop = 2048, 1024
+    starts = range(0, audio.size - size + 1, hop)
+    if not starts:
+        return 0.0
+    frames = np.stack([audio[s: s + size] for s in starts]).astype(np.float64)
+    loud = 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)) + 1e-12) >= SILENCE_DBFS
+    if not loud.any():
+        return 0.0
+    power = np.abs(np.fft.rfft(frames[loud] * np.hanning(size), axis=1)) ** 2 + 1e-20
+    return float(np.median(np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1)))
+
+
+def _peak_plateau(audio: np.ndarray) -> float:
+    """The share of samples within 0.1% of the loudest: a few in speech, many in clipped audio."""
+    peak = float(np.max(np.abs(audio)))
+    return float(np.mean(np.abs(audio) >= 0.999 * peak)) if peak > 0 else 0.0
+
+
+def _inner_pause_frames(silent: np.ndarray) -> int:
+    """The longest run of silent frames between the first and the last sounding one."""
+    sounding = np.flatnonzero(~silent)
+    return _longest_run(silent[sounding[0]: sounding[-1] + 1]) if sounding.size else 0
+
+
 def _longest_run(mask: np.ndarray) -> int:
     best = run = 0
     for silent in mask:
@@ -103,8 +138,13 @@ def check_audio(audio: np.ndarray, sample_rate: int, text: str, limits: AudioLim
     rms_db = float(20 * np.log10(np.sqrt(np.mean(audio.astype(np.float64) ** 2)) + 1e-12))
     chars = max(1, len(text.strip()))
     per_char = duration / chars
-    pause = _longest_run(silent) * FRAME_SECONDS
+    pause = _inner_pause_frames(silent) * FRAME_SECONDS
     dc = float(abs(np.mean(audio)))
+    flatness = _spectral_flatness(audio)
+    sounding_db = _frame_rms_dbfs(audio - np.mean(audio), sample_rate)[~silent]  # a DC offset is no loudness
+    spread = float(np.std(sounding_db)) if sounding_db.size else 0.0
+    steady_judged = sounding_db.size * FRAME_SECONDS >= limits.loudness_spread_from_s
+    plateau = _peak_plateau(audio)
     checks += [
         Check("silence_share", silence_share, f"<= {limits.max_silence_share}", silence_share <= limits.max_silence_share),
         Check("clipping_share", clipping, f"<= {limits.max_clipping_share}", clipping <= limits.max_clipping_share),
@@ -112,7 +152,13 @@ def check_audio(audio: np.ndarray, sample_rate: int, text: str, limits: AudioLim
               limits.min_rms_dbfs <= rms_db <= limits.max_rms_dbfs),
         Check("seconds_per_char", per_char, f"in [{limits.min_seconds_per_char}, {limits.max_seconds_per_char}]",
               limits.min_seconds_per_char <= per_char <= limits.max_seconds_per_char),
-        Check("longest_pause_s", pause, f"<= {limits.max_longest_pause_s}", pause <= limits.max_longest_pause_s, hard=False),
+        Check("longest_pause_s", pause, f"<= {limits.max_longest_pause_s}", pause <= limits.max_longest_pause_s),
+        Check("spectral_flatness", flatness, f"<= {limits.max_spectral_flatness}",
+              flatness <= limits.max_spectral_flatness),
+        Check("loudness_spread_db", spread, f">= {limits.min_loudness_spread_db} over "
+              f"{limits.loudness_spread_from_s} s of sound", not steady_judged or spread >= limits.min_loudness_spread_db),
+        Check("peak_plateau_share", plateau, f"<= {limits.max_peak_plateau_share}",
+              plateau <= limits.max_peak_plateau_share),
         Check("dc_offset", dc, f"<= {limits.max_dc_offset}", dc <= limits.max_dc_offset, hard=False),
     ]
     return AudioReport(duration, tuple(checks))

@@ -32,7 +32,8 @@ def test_speechlike_audio_passes_every_check():
     ("nan", np.full(RATE, np.nan, np.float32), {"finite"}),
     ("inf", np.r_[speechlike(), np.float32(np.inf)], {"finite"}),
     ("empty", np.zeros(0, np.float32), {"finite", "non_empty"}),
-    ("clipped", np.sign(speechlike()).astype(np.float32), {"clipping_share", "rms_dbfs"}),
+    ("clipped", np.sign(speechlike()).astype(np.float32),
+     {"clipping_share", "rms_dbfs", "peak_plateau_share", "loudness_spread_db"}),
     ("too long for the text", np.tile(speechlike(), 30), {"seconds_per_char"}),
     ("too short for the text", speechlike(0.2), {"seconds_per_char"}),
 ])
@@ -48,12 +49,15 @@ def test_sample_rate_must_match_the_expected_rate():
     assert failed(report) >= {"sample_rate"}
 
 
-def test_soft_checks_are_reported_but_do_not_fail():
+def test_a_long_silence_inside_speech_fails_but_not_one_before_or_after_it():
     paused = np.r_[speechlike(1.0), np.zeros(RATE * 4, np.float32), speechlike(1.0)]
-    report = check_audio(paused, RATE, TEXT * 3)
-    pause = next(c for c in report.checks if c.name == "longest_pause_s")
-    assert not pause.passed and not pause.hard and report.passed
+    assert failed(check_audio(paused, RATE, TEXT * 3)) == {"longest_pause_s"}
+    framed = np.r_[np.zeros(RATE * 2, np.float32), speechlike(1.0), np.zeros(RATE * 2, np.float32)]
+    assert check_audio(framed, RATE, TEXT * 3).passed
+
+
+def test_soft_checks_are_reported_but_do_not_fail():
     offset = check_audio(speechlike() + np.float32(0.1), RATE, TEXT)
     dc = next(c for c in offset.checks if c.name == "dc_offset")
-    assert not dc.passed and "dc_offset" not in failed(offset)
-    assert report.as_dict()["checks"][0]["name"] == "sample_rate"
+    assert not dc.passed and not dc.hard and "dc_offset" not in failed(offset) and offset.passed
+    assert offset.as_dict()["checks"][0]["name"] == "sample_rate"
