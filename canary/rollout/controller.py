@@ -716,7 +716,6 @@ class Controller:
                               "resume", {"reason": reason})
         return record
 
-
     def _adopt_policy(self, record: Record, reason: str) -> Record:
         new = self.fleet.inventory_policy or self.fleet.policy
         for _ in range(20):
