@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import pytest
-from fastapi.testclient import TestClient
 
-from service.api import create_app
-from service.config import Settings
-from service.runtime import ModelRuntime
+from tests.unit.service_client import ready_client
 
 
 @pytest.fixture(scope="module")
 def client(model_dirs):
-    runtime = ModelRuntime(Settings(model_dir=model_dirs["v1.3.0"], workers=1))
-    with TestClient(create_app(runtime, with_ui=False), raise_server_exceptions=False) as test_client:
-        deadline = time.monotonic() + 120
-        while not runtime.ready and time.monotonic() < deadline:  # the lifespan loads and warms up
-            time.sleep(0.05)
-        assert runtime.ready, runtime.readiness()
-        yield test_client, runtime
+    with ready_client(model_dirs["v1.3.0"], raise_server_exceptions=False) as served:
+        yield served
 
 
 def test_an_unexpected_exception_is_a_json_500_with_the_version_and_counted(client, monkeypatch, caplog):

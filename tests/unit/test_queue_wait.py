@@ -6,23 +6,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.api import create_app
-from service.config import Settings
-from service.runtime import ModelRuntime
+from tests.unit.service_client import ready_client
 
 
 @pytest.fixture(scope="module")
 def client(model_dirs):
-    runtime = ModelRuntime(Settings(model_dir=model_dirs["v1.3.0"], workers=1))
-    with TestClient(create_app(runtime, with_ui=False)) as test_client:
-        deadline = time.monotonic() + 120
-        while not runtime.ready and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert runtime.ready, runtime.readiness()
-        yield test_client, runtime
+    with ready_client(model_dirs["v1.3.0"]) as served:
+        yield served
 
 
 def sums(text: str) -> dict[str, float]:

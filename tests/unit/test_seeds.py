@@ -4,27 +4,18 @@ And GET /v1/voices lists the model's voices."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api import create_app
-from service.config import Settings
 from service.engines.base import MAX_SEED, synthesis_seed
-from service.runtime import ModelRuntime
+from tests.unit.service_client import ready_client
 
 TEXT = "The canary sings at ten percent."
 
 
 @pytest.fixture(scope="module")
 def client(model_dirs):
-    runtime = ModelRuntime(Settings(model_dir=model_dirs["v1.3.0"], workers=1))
-    with TestClient(create_app(runtime, with_ui=False)) as test_client:
-        deadline = time.monotonic() + 120
-        while not runtime.ready and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert runtime.ready, runtime.readiness()
+    with ready_client(model_dirs["v1.3.0"]) as (test_client, _):
         yield test_client
 
 
