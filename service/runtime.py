@@ -220,7 +220,7 @@ class ModelRuntime:
         audio = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
         parts.clear()  # one copy of the request's audio from here on
         elapsed = time.perf_counter() - started
-        report = check_audio(audio, rate, " ".join(chunks), self.limits)  # the text spoken
+        report = chunk_report if len(chunks) == 1 else check_audio(audio, rate, " ".join(chunks), self.limits)
         if not report.passed:
             raise BadAudioError(report)
         self._avg_synth_s = 0.8 * self._avg_synth_s + 0.2 * elapsed
