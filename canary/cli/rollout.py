@@ -128,9 +128,10 @@ def rolled_back(controller: Controller, record: Record) -> int:
 def live_weight(view: dict[str, Any]) -> str:
     """The canary share live on the LBs; while a stage's hosts switch or its weights go out,
     the share of the layout the LBs are given meanwhile."""
-    if view["weight_live"] is not None or view["phase"] != Phase.TRAFFIC.value:
-        return f"{view['weight_live'] if view['weight_live'] is not None else view['weight_layout']}%"
-    return f"{view['weight_layout']}% (on its way to {view['weight_set']}%)"
+    if view["weight_live"] is not None:
+        return f"{view['weight_live']}%"
+    on_its_way = f" (on its way to {view['weight_set']}%)" if view["phase"] == Phase.TRAFFIC.value else ""
+    return f"{view['weight_layout']}%{on_its_way}"
 
 
 def print_status(view: dict[str, Any]) -> None:
