@@ -238,14 +238,28 @@ def _speech_route(app: FastAPI, runtime: ModelRuntime) -> None:
 
 
 def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
+    """The service's app; `app.state.ui`: the web UI (service.ui.UiOnFirstVisit), or None."""
+    ui = None
+    if with_ui:
+        from service.ui import UiOnFirstVisit
+
+        ui = UiOnFirstVisit(runtime, UI_PATH)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime.start()
         yield
+        if ui is not None:
+            await ui.close()
         runtime.stop()
 
     app = FastAPI(title="voxfleet TTS", version=runtime.manifest.version, lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)
+    app.state.ui = ui
+    if ui is not None:  # added first, so inside the request counting below: UI requests are counted too
+        from service.ui import UiRoutes
+
+        app.add_middleware(UiRoutes, ui=ui)
     _count_requests(app, runtime)
     _operations_routes(app, runtime)
     _speech_route(app, runtime)
@@ -254,8 +268,5 @@ def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
     async def root() -> RedirectResponse:
         return RedirectResponse(f"{UI_PATH}/" if with_ui else "/docs")
 
-    if with_ui:
-        from service.ui import mount_ui
-
-        app = mount_ui(app, runtime, UI_PATH)
     return app
+

@@ -20,9 +20,11 @@ settings.load_profile("voxfleet")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The capacity-share tests reshape the sandbox (1,1,2): they run last, so nothing after
-    them needs it put back (the next session's `sandbox up` and deploy do that)."""
-    items.sort(key=lambda item: item.path.name == "test_capacity_shares.py")
+    """The end-to-end stories run after the other tests: they judge latency, best done when
+    `make test`'s second lane (tests that need no sandbox) is over. The capacity-share tests
+    reshape the sandbox (1,1,2): they run last, so nothing after them needs it put back
+    (the next session's `sandbox up` and deploy do that)."""
+    items.sort(key=lambda item: (item.path.name == "test_capacity_shares.py", item.path.parent.name == "e2e"))
 
 
 @pytest.fixture(scope="session")

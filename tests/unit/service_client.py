@@ -17,9 +17,10 @@ from service.runtime import ModelRuntime
 
 
 @contextmanager
-def ready_client(model_dir: Path, **client_options: Any) -> Iterator[tuple[TestClient, ModelRuntime]]:
+def ready_client(model_dir: Path, with_ui: bool = False, **client_options: Any
+                 ) -> Iterator[tuple[TestClient, ModelRuntime]]:
     runtime = ModelRuntime(Settings(model_dir=model_dir, workers=1))
-    with TestClient(create_app(runtime, with_ui=False), **client_options) as client:
+    with TestClient(create_app(runtime, with_ui=with_ui), **client_options) as client:
         deadline = time.monotonic() + 120
         while not runtime.ready and time.monotonic() < deadline:  # the lifespan loads and warms up
             time.sleep(0.05)

@@ -284,9 +284,9 @@ def test_a_healthy_canary_waits_for_the_promotion_window(tmp_path, world):
                                       step_max_s=7200))
     c = Controller(fleet, store, sim, sim, sim, sim, sim, clock, actor="tester")
     record = c.start("v1.3.0")
-    while clock.now() < 1_800_000_000 + 3000:
+    while clock.now() < 1_800_000_000 + 3000:  # held for 50 minutes, a look a minute
         c.tick()
-        clock.sleep(10)
+        clock.sleep(60)
     held = store.get(record.id)
     assert held.phase == "TRAFFIC" and held.state["step_index"] == 0
     assert "holding for the promotion window 09:00-10:00 UTC" in held.state["last_verdict"]["decision"]["reason"]
