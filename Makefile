@@ -54,13 +54,14 @@ sandbox-down: setup
 # Two lanes at once: the tests on the sandbox fleet and the Docker engine (one at a time:
 # they share them), and the rest (unit, the server, the CLI on its own state, linters),
 # whose output is shown when both are done. A rollout mostly waits on its hosts, so the
-# second lane takes little from the first; the first runs its own roles' tests while the
-# second runs, its e2e stories after (tests/conftest.py orders them).
+# second lane (at the lowest CPU priority) takes little from the first; the first runs
+# its own roles' tests while the second runs, its e2e stories after (tests/conftest.py
+# orders them).
 LANE_LOG := build/logs/test-lane-local.log
 test: models
 	@mkdir -p build/logs
 	@echo "lane 2 (-m 'not sandbox and not docker') runs alongside, log: $(LANE_LOG)"
-	@$(PY) -m pytest -q -m "not sandbox and not docker" --basetemp=$(TMPDIR)/voxfleet-pytest-local \
+	@nice -n 19 $(PY) -m pytest -q -m "not sandbox and not docker" --basetemp=$(TMPDIR)/voxfleet-pytest-local \
 		> $(LANE_LOG) 2>&1 & local=$$!; \
 	$(PY) -m pytest -q -m "sandbox or docker" --basetemp=$(TMPDIR)/voxfleet-pytest-fleet; fleet=$$?; \
 	wait $$local; local_rc=$$?; \

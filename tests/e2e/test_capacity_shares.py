@@ -165,7 +165,8 @@ def test_ten_percent_of_a_thousand_requests_reach_the_canary_and_none_at_zero(mi
     assert_shares(canary, {"node1": 0.10, "node2": 0.30, "node3": 0.60})  # the rest by capacity
 
     fleet_ops.set_traffic(fleet, canary={"node1": canary_version}, stable=stable, canary_percent=0)
-    after = LoadGenerator(fleet.lb_public_urls, rps=8).run(duration_s=120, max_requests=200)
+    after = LoadGenerator(fleet.lb_public_urls, rps=round(0.65 * MIXED_CAPACITY_RPS, 1)).run(duration_s=120,
+                                                                                              max_requests=200)
     assert len(after.outcomes) == 200 and not after.failed, after.summary()
     assert after.by_version().get(canary_version, 0) == 0 and after.by_host().get("node1", 0) == 0
 

@@ -137,8 +137,8 @@ def lb(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest)
     lb = LB(host, int(hostvars[host]["sandbox_http_port"]),
             [hostvars[n]["tts_upstream_address"] for n in sorted(nodes)[:3]], tmp_path_factory.mktemp("nginx_lb"),
             hostvars[host])
-    try:
-        urllib.request.urlopen(f"http://127.0.0.1:{lb.http_port}/", timeout=5)
+    try:  # nginx's own answer: "/" would reach a TTS host (whose web UI is built on its first visit)
+        urllib.request.urlopen(f"http://127.0.0.1:{lb.http_port}/lb-health", timeout=5)
     except urllib.error.HTTPError:
         pass  # nginx answered
     except OSError as err:  # a broken LB is what these tests exist to catch: a failure, never a skip
