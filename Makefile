@@ -8,7 +8,6 @@ PIP := $(PY) -m pip
 # takes it from PyPI (a CPU-only index may be added with PIP_EXTRA_INDEX_URL).
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 VERSION ?= v1.3.0
-TMPDIR ?= /tmp
 PORT ?= 6006
 MODELS := build/models
 STAMP := $(VENV)/.installed
@@ -51,22 +50,8 @@ run-image-stop: setup
 sandbox-down: setup
 	$(VENV)/bin/rollout sandbox down
 
-# Two lanes at once: the tests on the sandbox fleet and the Docker engine (one at a time:
-# they share them), and the rest (unit, the server, the CLI on its own state, linters),
-# whose output is shown when both are done. A rollout mostly waits on its hosts, so the
-# second lane (at the lowest CPU priority) takes little from the first; the first runs
-# its own roles' tests while the second runs, its e2e stories after (tests/conftest.py
-# orders them).
-LANE_LOG := build/logs/test-lane-local.log
 test: models
-	@mkdir -p build/logs
-	@echo "lane 2 (-m 'not sandbox and not docker') runs alongside, log: $(LANE_LOG)"
-	@nice -n 19 $(PY) -m pytest -q -m "not sandbox and not docker" --basetemp=$(TMPDIR)/voxfleet-pytest-local \
-		> $(LANE_LOG) 2>&1 & local=$$!; \
-	$(PY) -m pytest -q -m "sandbox or docker" --basetemp=$(TMPDIR)/voxfleet-pytest-fleet; fleet=$$?; \
-	wait $$local; local_rc=$$?; \
-	echo; echo "== lane 2: -m 'not sandbox and not docker' (exit $$local_rc)"; cat $(LANE_LOG); \
-	[ $$fleet -eq 0 ] && [ $$local_rc -eq 0 ]
+	$(PY) -m pytest -q
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit

@@ -20,11 +20,9 @@ settings.load_profile("voxfleet")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end stories run after the other tests: they judge latency, best done when
-    `make test`'s second lane (tests that need no sandbox) is over. The capacity-share tests
-    reshape the sandbox (1,1,2): they run last, so nothing after them needs it put back
-    (the next session's `sandbox up` and deploy do that)."""
-    items.sort(key=lambda item: (item.path.name == "test_capacity_shares.py", item.path.parent.name == "e2e"))
+    """The capacity-share tests reshape the sandbox (1,1,2): they run last, so nothing after
+    them needs it put back (the next session's `sandbox up` and deploy do that)."""
+    items.sort(key=lambda item: item.path.name == "test_capacity_shares.py")
 
 
 @pytest.fixture(scope="session")
@@ -55,9 +53,6 @@ def stable_fleet(sandbox: Fleet) -> Fleet:
     """Every node on v1.2.0, the LB spreading traffic evenly over them: the state before a release."""
     from canary.adapters import fleet as fleet_ops
     from canary.adapters import registry
-    from canary.adapters.lb_traffic import TrafficChangeError
-    from canary.adapters.rollout_ports import LbTrafficPort
-    from canary.decisions.traffic import canary_percent_of
 
     # a deploy that changes nothing still takes its time: only when a node is not running the
     # registry's v1.2.0 (the tag is rebuilt from this tree each session), or is not healthy
@@ -67,10 +62,5 @@ def stable_fleet(sandbox: Fleet) -> Fleet:
                and digest and (s.image_digest or "").endswith(digest)]
     if len(current) < len(sandbox.nodes):
         fleet_ops.deploy(sandbox, "v1.2.0")
-    servers = fleet_ops.traffic_servers(sandbox, canary={}, stable={n.name: "v1.2.0" for n in sandbox.nodes},
-                                        canary_percent=0)
-    try:  # the weights alone, as the controller changes them, where the role already set each LB up
-        LbTrafficPort(sandbox).apply(servers, canary_percent_of(servers))
-    except TrafficChangeError:
-        fleet_ops.set_servers(sandbox, servers, canary_percent_of(servers))
+    fleet_ops.set_traffic(sandbox, canary={}, stable={n.name: "v1.2.0" for n in sandbox.nodes}, canary_percent=0)
     return sandbox

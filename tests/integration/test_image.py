@@ -69,9 +69,10 @@ def _logs(name: str) -> str:
     return (done.stdout + done.stderr)[-6000:]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def container(image: dict[str, str]) -> Iterator[dict[str, str]]:
-    """The image running read-only, unprivileged, on a free local port; removed at the end."""
+    """The image running read-only, unprivileged, on a free local port; removed after this
+    module's tests (not kept through the sandbox's, which judge latency on the same CPUs)."""
     name = f"voxfleet-image-test-{uuid.uuid4().hex[:8]}"
     port = _free_port()
     try:
