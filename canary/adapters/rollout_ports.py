@@ -10,13 +10,11 @@ from typing import Any
 from canary.adapters import fleet as fleet_ops
 from canary.adapters import registry
 from canary.adapters.ansible import PlaybookRun, run_playbook
-from canary.adapters.containers import container_lives
 from canary.adapters.fleet import FleetError
 from canary.adapters.images import MODEL_VERSION_LABEL, REVISION_LABEL
 from canary.adapters.lb_traffic import LbTraffic, TrafficChangeError
 from canary.decisions.fleet_state import ImageLabels, NodeState
 from canary.decisions.inventory import Fleet
-from canary.decisions.restarts import ContainerLife
 from canary.decisions.traffic import UpstreamServer
 
 
@@ -30,9 +28,6 @@ class AnsibleFleet:
     def deploy(self, version: str, hosts: list[str], pull_only: bool = False, digest: str = "") -> None:
         progress = fleet_ops.milestones(self.log, version) if self.log else None
         fleet_ops.deploy(self.fleet, version, hosts, pull_only=pull_only, on_event=progress, digest=digest)
-
-    def containers(self, hosts: list[str]) -> dict[str, ContainerLife]:
-        return container_lives(self.fleet, hosts)
 
 
 class LbTrafficPort:

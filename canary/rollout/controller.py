@@ -37,7 +37,6 @@ from canary.decisions.plan import RolloutState, plan_rollout, traffic_layout
 from canary.decisions.policy import PLAN_KEYS, Policy, parse_policy, policy_changes, stored_policy
 from canary.decisions.prometheus_evidence import both, judge_totals, unavailable
 from canary.decisions.quality import compare
-from canary.decisions.restarts import restart_metric, with_restarts
 from canary.decisions.status import event_line
 from canary.decisions.steps import decide_step, rollback_targets
 from canary.decisions.traffic import check_version
@@ -490,8 +489,6 @@ class Controller:
         if policy.evidence != "access_log":
             from_prometheus = self._prometheus_verdict(state, policy, load_ratio, baseline)
             verdict = from_prometheus if policy.evidence == "prometheus" else both(verdict, from_prometheus)
-        serving_new = [h for h in state.new_hosts if h not in state.draining]
-        verdict = with_restarts(verdict, restart_metric(self.fleet_port.containers(serving_new)))
         decision = decide_step(state, verdict, self.clock.now(), self.calendar.now())
         evidence = {"verdict": verdict_dict(verdict), "decision": asdict(decision),
                     "step": state.step_index + 1, "weight": state.weight_set, "stage": state.stage_name,

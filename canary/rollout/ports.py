@@ -14,7 +14,6 @@ from typing import Any, Protocol
 from canary.decisions.access_log import Request
 from canary.decisions.fleet_state import ImageLabels, NodeState
 from canary.decisions.prometheus_evidence import VersionTotals
-from canary.decisions.restarts import ContainerLife
 from canary.decisions.traffic import UpstreamServer
 
 
@@ -25,10 +24,6 @@ class FleetPort(Protocol):
     def deploy(self, version: str, hosts: list[str], pull_only: bool = False, digest: str = "") -> None:
         """Pull (and unless pull_only, run and verify) `version` on `hosts`; idempotent.
         `digest` (sha256:…): pull exactly that manifest, whatever the tag points at now."""
-
-    def containers(self, hosts: list[str]) -> dict[str, ContainerLife]:
-        """How each host's service container has lived (fast: one command per host, at
-        every analysis); a host that cannot be asked now is left out."""
 
 
 class TrafficPort(Protocol):

@@ -26,7 +26,6 @@ from canary.decisions.inventory import Fleet, Node
 from canary.decisions.phases import Phase
 from canary.decisions.policy import parse_policy
 from canary.decisions.prometheus_evidence import VersionTotals
-from canary.decisions.restarts import ContainerLife
 from canary.decisions.traffic import UpstreamServer
 from canary.rollout.controller import Controller
 from service.metrics import LATENCY_BUCKETS
@@ -71,7 +70,6 @@ class SimulatedFleet:
     crash_on: str | None = None  # "deploy" | "apply": raise Crash *after* the action happened
     broken_start: set[str] = field(default_factory=set)  # versions whose start fails (container left behind)
     fail_apply: Exception | None = None  # raised by the next apply, before anything changes
-    restarted: dict[str, ContainerLife] = field(default_factory=dict)  # host -> its container's life since
     seq: int = 0
     log_time: float = 0.0
     rng: random.Random = field(default_factory=lambda: random.Random(7))
@@ -103,9 +101,6 @@ class SimulatedFleet:
         if gone:
             raise FleetError(f"deploy of {version}", PlaybookResult("playbooks/deploy.yml", "failed", 4, {
                 h: HostResult(h, unreachable=True, message="ssh: connect timed out") for h in gone}, 0))
-
-    def containers(self, hosts: list[str]) -> dict[str, ContainerLife]:
-        return {h: self.restarted.get(h, ContainerLife(0)) for h in hosts if h not in self.unreachable}
 
     # TrafficPort
     def prepare(self, servers: list[UpstreamServer], canary_percent: int) -> str:
