@@ -241,7 +241,7 @@ def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
     """The service's app; `app.state.ui`: the web UI (service.ui.UiOnFirstVisit), or None."""
     ui = None
     if with_ui:
-        from service.ui import UiOnFirstVisit
+        from service.ui import UiOnFirstVisit, UiRoutes
 
         ui = UiOnFirstVisit(runtime, UI_PATH)
 
@@ -257,8 +257,6 @@ def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
                   docs_url="/docs", redoc_url=None)
     app.state.ui = ui
     if ui is not None:  # added first, so inside the request counting below: UI requests are counted too
-        from service.ui import UiRoutes
-
         app.add_middleware(UiRoutes, ui=ui)
     _count_requests(app, runtime)
     _operations_routes(app, runtime)
@@ -269,4 +267,3 @@ def create_app(runtime: ModelRuntime, with_ui: bool = True) -> FastAPI:
         return RedirectResponse(f"{UI_PATH}/" if with_ui else "/docs")
 
     return app
-

@@ -15,10 +15,11 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.runtime import BadAudioError, ModelRuntime, NotReadyError
@@ -129,10 +130,8 @@ class UiRoutes:
 
 
 async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
-    from fastapi.responses import PlainTextResponse
-
     if scope["type"] != "http":
         await send({"type": "websocket.close", "code": 1011})
         return
-    response: Any = PlainTextResponse("the web UI could not be built; the server log says why", status_code=503)
+    response = PlainTextResponse("the web UI could not be built; the server log says why", status_code=503)
     await response(scope, receive, send)

@@ -230,13 +230,6 @@ def to_first_step(controller: Controller, clock: FakeClock, rollout_id: str) -> 
         clock.sleep(10)
 
 
-def started_to_first_step(controller: Controller, clock: FakeClock, version: str = "v1.3.0") -> tuple[Record, str]:
-    """`version` started and ticked to its first traffic step: its record, and its canary host."""
-    record = controller.start(version)
-    to_first_step(controller, clock, record.id)
-    return record, controller.store.get(record.id).state["canary_hosts"][0]
-
-
 def run(controller: Controller, clock: FakeClock, max_ticks: int = 500) -> list[str]:
     """Tick until the rollout ends or pauses; returns the phase after each tick."""
     phases = []

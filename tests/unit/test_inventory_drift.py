@@ -10,7 +10,7 @@ from canary.decisions.drift import inventory_drift
 from canary.decisions.inventory import Fleet, Node
 from canary.decisions.plan import RolloutState, plan_rollout
 from canary.rollout.controller import Controller, RolloutError
-from tests.unit.fakes import make_fleet, run, started_to_first_step, ticked, to_first_step
+from tests.unit.fakes import make_fleet, run, ticked, to_first_step
 
 
 def edited(fleet: Fleet, drop: str | None = None, add: str | None = None, move: str | None = None) -> Fleet:
@@ -65,7 +65,9 @@ def test_a_removed_stable_host_pauses_the_rollout_and_leaves_traffic_alone(world
 def test_a_removed_canary_is_taken_out_of_traffic_on_abort(world):
     sim, store, controller, clock = world
     c = controller()
-    record, canary = started_to_first_step(c, clock)
+    record = c.start("v1.3.0")
+    to_first_step(c, clock, record.id)
+    canary = store.get(record.id).state["canary_hosts"][0]
 
     without = on_edited(c, drop=canary)
     assert f"{canary} (canary) removed" in (ticked(without).reason or "")
