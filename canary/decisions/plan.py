@@ -62,6 +62,9 @@ class RolloutState:
     stable_digest: str = ""  # the digest the stable hosts ran at preflight (a roll back restores it)
     git_revision: str = ""  # the source revision the image was built from (its OCI label)
     ignored_hosts: list[str] = field(default_factory=list)  # added to the inventory after the start
+    # the stable version's golden reports from the drained canary host before its switch:
+    # {"host", "reports"}; {"host": "", "why"}: to be asked of a stable host; {}: not taken yet
+    golden_baseline: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -18,7 +18,7 @@ from canary.decisions.status import metric_numbers
 WIDTH, PANEL_HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 960, 150, 70, 20, 22, 24
 NEW_COLOUR, OLD_COLOUR, MARK_COLOUR = "#d9480f", "#1c7ed6", "#868e96"
 CONTROLLER_KINDS = {"created", "verdict", "weights live", "traffic off new version", "previous version restored",
-                    "switching", "batch switched", "warmup_gate", "waiting for capacity", "inventory changed"}
+                    "switching", "batch switched", "golden baseline", "warmup_gate", "waiting for capacity", "inventory changed"}
 
 
 @dataclass(frozen=True)

@@ -68,5 +68,8 @@ def event_line(state: RolloutState, kind: str, data: dict[str, Any]) -> str:
                                            + (f" (the fleet is short: {data['fleet_short']})"
                                               if data.get("fleet_short") else ""),
         "previous version restored": lambda: f"{state.stable_version} restored on {hosts or 'every host'}",
+        "golden baseline": lambda: (f"{data['host']} spoke the golden prompts on {state.stable_version} "
+                                    "out of traffic: the warm-up gate's baseline" if data.get("host") else
+                                    f"none before the switch ({data.get('why', '')}): a stable host speaks them"),
     }.get(kind, lambda: str(data.get("reason") or state.reason or ""))()
     return f"{state.phase.value}{where}: {kind}{' — ' + what if what else ''}"

@@ -103,6 +103,12 @@ class SandboxSpec:
         return f"{self.prefix}-node{i}"
 
     @property
+    def hosts_cgroup(self) -> str:
+        """The CPU group every host's service container runs in, weighted above this
+        machine's other processes (docker/sandbox/node-entrypoint.sh)."""
+        return f"/{self.prefix}-hosts"
+
+    @property
     def prometheus(self) -> str:
         return f"{self.prefix}-prometheus"
 
@@ -190,6 +196,7 @@ def plan_containers(spec: SandboxSpec, public_key: str, prometheus_config: Path)
     for i, name in enumerate(spec.nodes, start=1):
         plans.append(ContainerPlan(name, node_image, common + registry_env + tuple(DIND_FLAGS) + (
             "--hostname", f"node{i}", "-v", f"{name}-docker:/var/lib/docker",
+            "-e", f"SANDBOX_CGROUP_PARENT={spec.hosts_cgroup}",
             "-p", f"127.0.0.1:{spec.ssh_base_port + i}:22")))
     plans.append(ContainerPlan(spec.prometheus, sandbox_image("prometheus"), common + sandbox_prometheus.container_args(
         prometheus_config, spec.prometheus_port)))
@@ -259,6 +266,9 @@ MEASURED_UNIT_RPS = MEASURED_FLEET_RPS / 3
 SANDBOX_UNIT_RPS = 6.0
 
 
+CPU_PERIOD_US = 10_000
+
+
 def inventory_document(spec: SandboxSpec, controller_address: str = "127.0.0.1") -> dict:
     nodes = {
         f"node{i}": {
@@ -266,6 +276,8 @@ def inventory_document(spec: SandboxSpec, controller_address: str = "127.0.0.1")
             "tts_upstream_address": f"{spec.node(i)}:6006",
             "tts_gpu_count": 0, "tts_gpu_type": "none (sandbox)", "tts_canary_eligible": True,
             "tts_capacity": spec.capacity(i), "tts_cpus": f"{spec.capacity(i) * spec.cpus_per_unit:g}",
+            # the quota as a slower CPU: a host's time per request does not grow with its load
+            "tts_cpu_period_us": CPU_PERIOD_US,
             "sandbox_container": spec.node(i),
         }
         for i in range(1, spec.hosts + 1)

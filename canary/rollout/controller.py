@@ -359,20 +359,49 @@ class Controller:
         if state.canary_hosts and self._fitting(state, state.canary_hosts)[0] != state.canary_hosts:
             return self._wait_for_capacity(record, state, state.canary_hosts)
         self._apply_layout(state, record)  # drain the canary host(s): the others carry everything
+        if not state.golden_baseline:
+            record, state = self._golden_baseline(record, state)
         for batch in state.step_switches[0] if state.step_switches else [state.canary_hosts]:
             self.fleet_port.deploy(state.version, batch, digest=state.image_digest)
         return self._enter(record, state, Phase.WARMUP_GATE, new_hosts=list(state.canary_hosts))[0]
 
+    def _golden_baseline(self, record: Record, state: RolloutState) -> tuple[Record, RolloutState]:
+        """The stable version's golden prompts, spoken by the first canary host while it is
+        drained and before it is switched: the warm-up gate compares the new version with
+        them on the same host, and no host carrying users' traffic (near its capacity while
+        the canary is out) is handed the prompts' half a minute of audio. Where that host
+        does not speak the stable version, the gate asks a stable host, as it must."""
+        if not state.canary_hosts:
+            return record, state
+        host = state.canary_hosts[0]
+        try:
+            reports = self.probe.golden([host]).get(host, [])
+        except FleetError as exc:
+            reports, why = [], str(exc)
+        else:
+            spoken = sorted({str(r.get("version") or "none") for r in reports})
+            why = "" if spoken == [state.stable_version] else f"{host} answered as {', '.join(spoken) or 'nothing'}"
+        baseline = {"host": host, "reports": reports} if not why else {"host": "", "reports": [], "why": why}
+        state = replace(state, golden_baseline=baseline)
+        return self._save(record, state, "golden baseline", baseline), state
+
     def _warmup_gate(self, record: Record, state: RolloutState) -> Record:
-        baseline_host = state.stable_hosts[0]
-        reports = self.probe.golden(state.canary_hosts + [baseline_host])
+        before = state.golden_baseline
+        if before.get("host"):
+            reports = self.probe.golden(state.canary_hosts)
+            baseline, against = before["reports"], f"{before['host']} on {state.stable_version} before its switch"
+        else:
+            stable_host = state.stable_hosts[0]
+            reports = self.probe.golden(state.canary_hosts + [stable_host])
+            baseline, against = reports.pop(stable_host, None), stable_host
         problems = []
         for host in state.canary_hosts:
-            result = compare(reports.get(host, []), reports.get(baseline_host))
+            result = compare(reports.get(host, []), baseline)
             if not result.passed:
                 problems.append(f"{host}: {result.summary()}")
         self.store.append_event(record.id, "warmup_gate", self.actor,
-                                {"reports": reports, "problems": problems}, self.clock.now())
+                                {"reports": reports, "baseline": baseline, "against": against,
+                                 "problems": problems}, self.clock.now())
         if problems:
             return self._start_rollback(record, state, "warm-up gate failed: " + "; ".join(problems))
         if parse_policy(state.policy).listen_first and not state.listened:

@@ -10,7 +10,20 @@ ssh-keygen -A >/dev/null
 # A `docker stop` kills the inner engine without cleanup; its stale pid files would
 # stop it from starting again after `docker start`.
 rm -rf /var/run/docker.pid /var/run/docker /run/containerd
-dockerd --insecure-registry "${SANDBOX_REGISTRY:?}" >/var/log/dockerd.log 2>&1 &
+# The service containers of every sandbox host go into one CPU group weighted far above
+# this machine's own processes, so a host keeps its fixed capacity (its container's CPU
+# quota) while the controller, Ansible, builds and clients share the rest, as a GPU host's
+# capacity does not shrink when the controller's machine is busy. Where the group cannot
+# be made (another cgroup layout), the containers go where dockerd puts them.
+parent=""
+group="${SANDBOX_CGROUP_PARENT:-}"
+if [ -n "$group" ] && [ -d /sys/fs/cgroup/cpu ]; then  # cgroup v1
+    mkdir -p "/sys/fs/cgroup/cpu$group" && echo 262144 > "/sys/fs/cgroup/cpu$group/cpu.shares" && parent="$group"
+elif [ -n "$group" ] && [ -f /sys/fs/cgroup/cgroup.controllers ]; then  # cgroup v2
+    mkdir -p "/sys/fs/cgroup$group" && echo 10000 > "/sys/fs/cgroup$group/cpu.weight" && parent="$group"
+fi
+[ -n "$parent" ] || echo "service containers not weighted: no cgroup ${group:-named} could be made" >&2
+dockerd --insecure-registry "${SANDBOX_REGISTRY:?}" ${parent:+--cgroup-parent "$parent"} >/var/log/dockerd.log 2>&1 &
 i=0
 until docker info >/dev/null 2>&1; do
     i=$((i + 1)); [ "$i" -lt 60 ] || { tail -20 /var/log/dockerd.log; exit 1; }; sleep 1

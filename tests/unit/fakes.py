@@ -70,6 +70,8 @@ class SimulatedFleet:
     crash_on: str | None = None  # "deploy" | "apply": raise Crash *after* the action happened
     broken_start: set[str] = field(default_factory=set)  # versions whose start fails (container left behind)
     fail_apply: Exception | None = None  # raised by the next apply, before anything changes
+    golden_asked: list[tuple[str, str, bool]] = field(default_factory=list)  # (host, its version, in traffic)
+    golden_unanswered: set[str] = field(default_factory=set)  # hosts whose golden prompts fail to run
     seq: int = 0
     log_time: float = 0.0
     rng: random.Random = field(default_factory=lambda: random.Random(7))
@@ -179,10 +181,18 @@ class SimulatedFleet:
 
     # ProbePort
     def golden(self, hosts: list[str]) -> dict[str, list[dict[str, Any]]]:
+        for host in hosts:
+            serving = any(s.address == self.addresses[host] and s.state == "up" for s in self.servers)
+            self.golden_asked.append((host, self.hosts[host], serving))
+        if unanswered := [h for h in hosts if h in self.golden_unanswered]:
+            result = PlaybookResult("playbooks/probe.yml", "failed", 2, {
+                h: HostResult(h, failed=True, message="Error: No such container: tts") for h in unanswered}, 0)
+            raise FleetError("golden prompts", result)
         out = {}
         for host in hosts:
             ok = self.behaviour.get(self.hosts[host], VersionBehaviour()).golden_ok
-            out[host] = [{"name": "short", "passed": ok, "reason": "ok" if ok else "silence_share=1 (limit <= 0.85)",
+            out[host] = [{"name": "short", "passed": ok, "version": self.hosts[host],
+                          "reason": "ok" if ok else "silence_share=1 (limit <= 0.85)",
                           "seconds_per_char": 0.1, "rms_dbfs": -20.0, "latency_s": 0.2}]
         return out
 

@@ -85,6 +85,30 @@ def test_broken_audio_never_gets_traffic(world):
         assert all(s.state == "down" or s.version == "v1.2.0" for s in servers)
 
 
+def test_the_warmup_gate_compares_with_the_canary_host_itself_before_its_switch(world):
+    sim, store, controller, clock = world
+    c = controller()
+    record = c.start("v1.3.0")
+    assert run(c, clock)[-1] == "SUCCEEDED"
+    # the stable version's prompts from the drained canary host, then the new version's there:
+    # no host carrying users' traffic is handed the golden prompts
+    assert sim.golden_asked == [("node1", "v1.2.0", False), ("node1", "v1.3.0", False)]
+    gate = next(e for e in store.events(record.id) if e.kind == "warmup_gate")
+    assert gate.data["against"] == "node1 on v1.2.0 before its switch" and not gate.data["problems"]
+
+
+def test_without_a_baseline_from_the_canary_host_a_stable_host_speaks_it(world):
+    sim, store, controller, clock = world
+    sim.golden_unanswered.add("node1")
+    c = controller()
+    record = c.start("v1.3.0")
+    phases = run(c, clock)
+    baseline = next(e for e in store.events(record.id) if e.kind == "golden baseline")
+    assert baseline.data["host"] == "" and "No such container" in baseline.data["why"]
+    assert ("node2", "v1.2.0", True) in sim.golden_asked  # the gate asked a stable host, as before
+    assert phases[-1] == "ROLLED_BACK"  # and the canary, still unanswered, failed it
+
+
 @pytest.mark.parametrize("problem, fragment", [
     ("missing tag", "not in the registry"),
     ("unreachable", "node2: unreachable"),
@@ -413,6 +437,8 @@ def test_each_log_line_says_what_happened_to_which_host(tmp_path, world):
     c.start("v1.3.0")
     assert run(c, clock)[-1] == "SUCCEEDED"
     assert "TRAFFIC step 1/3 (10%): weights live — 10% of traffic to v1.3.0 on node1" in lines
+    assert ("CANARY_DEPLOY: golden baseline — node1 spoke the golden prompts on v1.2.0 out of traffic: "
+            "the warm-up gate's baseline") in lines
     switched = [line for line in lines if "switch" in line]
     assert switched == ["PROMOTING: switching — node2 out of traffic, switching to v1.3.0",
                         "PROMOTING: batch switched — node2 now on v1.3.0 and back in traffic",
