@@ -3,10 +3,9 @@
 them), the fleet still serves 60% of its measured capacity with nothing shed.
 
 Without that weight (docker/sandbox/node-entrypoint.sh) every load test here depends on
-how busy the machine happens to be: the
-kernel weighs the Docker engine's containers together as one task against each busy
-session, and behind eight busy processes the three hosts shed 21 of 171 requests (429
-queue_full) at a p95 of 42 s.
+how busy the machine happens to be: the kernel weighs the Docker engine's containers
+together as one task against each busy session, and behind eight busy processes the
+three hosts shed 21 of 171 requests (429 queue_full) at a p95 of 42 s.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ from tests.sandbox_fleet import REPO, rollout
 pytestmark = pytest.mark.sandbox
 MODELS = REPO / "build" / "models"
 NEW = "v1.4.0"  # a demo release nothing else publishes
-SESSIONS = 200
+SESSIONS = 100  # clients, each with its session key, sending one request every SESSIONS / LOAD_RPS s
 HOLD_S = 8 * 3600  # the calendar shift that puts "now" outside the promotion window
 
 
@@ -66,7 +66,7 @@ def test_a_release_day_under_load(stable_fleet, state_dir, tmp_path):
     shift = tmp_path / "calendar-shift"
     shift.write_text(str(HOLD_S))
     env = {**state_dir, "VOXFLEET_CALENDAR_SHIFT_FILE": str(shift)}
-    # 200 clients, each keeping one session (X-Session-Id), each round of keys through the other LB
+    # SESSIONS clients, each keeping one session (X-Session-Id), each round of keys through the other LB
     load = LoadGenerator(stable_fleet.lb_public_urls, rps=LOAD_RPS, sessions=SESSIONS).start(duration_s=3600)
     # all the while, another client sends only input the service must refuse
     hostile = HostileClient(stable_fleet.lb_public_urls[-1], rps=20)
@@ -198,7 +198,7 @@ def operator_day(env: dict[str, str], fleet, hook: WebhookReceiver) -> dict:
         assert wait_for(env, at_step(30), what="manual weight live")["step"] == 1
         rollout("promote", "--reason", "e2e: next step", env=env)
         wait_for(env, at_step(50), what="step 2 live")
-        time.sleep(40)  # every session key heard about twice at 50%
+        time.sleep(2.5 * SESSIONS / LOAD_RPS)  # every session key heard at least twice at 50%
         rollout("promote", "--full", "--reason", "e2e: hurry", env=env)
         done = wait_for(env, lambda v: v["phase"] == "SUCCEEDED", what="the rollback's end")
     assert not ticker.errors, ticker.errors[:3]

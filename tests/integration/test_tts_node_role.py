@@ -186,10 +186,6 @@ def test_deploy_stable_to_all_then_rerun_changes_nothing(fleet: Fleet) -> None:
         own_ip = _docker("exec", node.container, "getent", "ahostsv4", node.container).stdout.split()[0]
         ports = _docker("exec", node.container, "docker", "port", "tts", "6006").stdout.split()
         assert sorted(ports) == sorted([f"{own_ip}:6006", "127.0.0.1:6006"]), f"{node.name}: {ports}"
-        if not OTHER_INVENTORY:  # the sandbox's quota: 0.4 CPU per unit, accounted every 10 ms
-            limits = json.loads(_docker("exec", node.container, "docker", "inspect", "-f",
-                                        "{{json .HostConfig}}", "tts").stdout)
-            assert (limits["CpuPeriod"], limits["CpuQuota"], limits["NanoCpus"]) == (10_000, 4_000, 0), limits
 
     again = run_playbook("deploy.yml", tts_version=STABLE)
     assert again.rc == 0, again.explain()
