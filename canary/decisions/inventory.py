@@ -19,7 +19,7 @@ from canary.decisions.policy import Policy, PolicyError, parse_policy
 
 NODE_GROUP, LB_GROUP = "tts_nodes", "lb"
 KNOWN_HOST_VARS = ("tts_upstream_address", "tts_gpu_count", "tts_gpu_type", "tts_canary_eligible", "tts_capacity",
-                   "tts_cpus", "tts_cpu_period_us")
+                   "tts_cpus")
 KNOWN_GLOBAL_VARS = ("tts_registry", "tts_registry_push", "tts_image_repository", "tts_registry_username",
                      "tts_registry_password", "tts_service_env", "tts_pull_policy", "rollout_policy", "lb_public_url",
                      "tts_model_artifacts", "tts_model_cache_dir", "tts_registry_insecure")

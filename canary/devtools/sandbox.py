@@ -257,9 +257,9 @@ def _wait_node_engine(name: str, timeout: float = 90.0) -> None:
     raise SandboxError(f"{name}: its Docker engine did not start within {timeout:.0f}s:\n{log}")
 
 
-# bench/capacity.py on this 2-core machine (each host's quota accounted every 10 ms, its
-# service weighted above this machine's processes; with Docker's 100 ms, one host measured
-# 3.0 by this bound, its unloaded p95 being lower): 3 hosts of 0.4 CPU serve 9.5 req/s
+# bench/capacity.py on this 2-core machine, each host's service weighted above this
+# machine's processes (its quota accounted every 10 ms then; with Docker's 100 ms, as now,
+# one host measured 3.0 by this bound, its unloaded p95 being lower): 3 hosts of 0.4 CPU serve 9.5 req/s
 # within 2x their unloaded p95, one alone 3.8 (past it, a host's queue grows: 4.8 req/s
 # gave a p95 of 1.7 s). A unit of capacity is taken from the whole fleet's figure, and the
 # policy's stays a little under it. (An earlier machine, with neither setting, measured
