@@ -26,6 +26,20 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+def _cpus(env: dict[str, str], name: str) -> float:
+    """A CPU count (0 < x <= 1024); empty or unset: 0, meaning none."""
+    raw = env.get(name, "")
+    if raw == "":
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number of CPUs (e.g. 0.4)") from None
+    if not 0 < value <= 1024:
+        raise SettingsError(f"{name}={raw} must be more than 0 and at most 1024 CPUs (or empty for none)")
+    return value
+
+
 DEFAULT_MODEL_CACHE_DIR = Path("/var/cache/voxfleet/models")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -68,6 +82,10 @@ class Settings:
     max_queue: int = 8  # synthesis requests waiting for each worker, beyond the one running
     workers: int = 0  # inference workers (one engine each); 0: one per visible GPU, else 1
     torch_threads: int = 0  # torch's intra-op threads; 0: torch's default (the sandbox sets its CPU quota)
+    # TTS_WORKER_CPUS: each worker runs at most as fast as this many CPUs would (0: as fast as it can).
+    # The sandbox's stand-in for one GPU per worker: a host of N units runs N workers of one
+    # unit's speed, so a request takes as long on a big host as on a small or an idle one.
+    worker_cpus: float = 0.0
     max_input_chars: int = 4096
     chunk_chars: int = 300
     max_body_bytes: int = 65_536
@@ -106,6 +124,7 @@ class Settings:
             max_queue=_int(env, "TTS_MAX_QUEUE", 8),
             workers=_int(env, "TTS_WORKERS", 0, minimum=0),
             torch_threads=_int(env, "TTS_TORCH_THREADS", 0, minimum=0),
+            worker_cpus=_cpus(env, "TTS_WORKER_CPUS"),
             max_input_chars=_int(env, "TTS_MAX_INPUT_CHARS", 4096),
             chunk_chars=_int(env, "TTS_CHUNK_CHARS", 300, minimum=20),
             max_body_bytes=_int(env, "TTS_MAX_BODY_BYTES", 65_536, minimum=1024),

@@ -89,7 +89,8 @@ class ModelRuntime:
         self.engines: list[Engine] = [create_engine(self.manifest, device) for device in devices]
         self.engine = self.engines[0]
         self.metrics = metrics or ServiceMetrics()
-        self.workers = [InferenceWorker(settings.max_queue, name=f"inference-{i}", on_drop=self._dropped)
+        self.workers = [InferenceWorker(settings.max_queue, name=f"inference-{i}", on_drop=self._dropped,
+                                        cpus=settings.worker_cpus)
                         for i in range(len(devices))]
         self._loaded = 0
         self.limits = AudioLimits(sample_rate=self.manifest.sample_rate)

@@ -19,7 +19,7 @@ from canary.decisions.policy import Policy, PolicyError, parse_policy
 
 NODE_GROUP, LB_GROUP = "tts_nodes", "lb"
 KNOWN_HOST_VARS = ("tts_upstream_address", "tts_gpu_count", "tts_gpu_type", "tts_canary_eligible", "tts_capacity",
-                   "tts_cpus")
+                   "tts_cpus", "tts_workers", "tts_worker_cpus")
 KNOWN_GLOBAL_VARS = ("tts_registry", "tts_registry_push", "tts_image_repository", "tts_registry_username",
                      "tts_registry_password", "tts_service_env", "tts_pull_policy", "rollout_policy", "lb_public_url",
                      "tts_model_artifacts", "tts_model_cache_dir", "tts_registry_insecure")
@@ -110,7 +110,21 @@ def _node(name: str, hv: dict[str, Any], problems: list[str]) -> Node:
         problems.append(f"host {name}: tts_capacity must be a positive number (default: tts_gpu_count, or 1 "
                         f"without GPUs), got {capacity!r}")
         capacity = 1
+    workers = hv.get("tts_workers", 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        problems.append(f"host {name}: tts_workers must be a positive integer (default: one per GPU), got {workers!r}")
+    worker_cpus = hv.get("tts_worker_cpus", "")
+    if worker_cpus != "" and not _positive_number(worker_cpus):
+        problems.append(f"host {name}: tts_worker_cpus must be a positive number of CPUs (e.g. \"0.4\") or empty, "
+                        f"got {worker_cpus!r}")
     return Node(name, upstream, gpus, str(hv.get("tts_gpu_type", "")), eligible, ssh, capacity_units(capacity))
+
+
+def _positive_number(value: object) -> bool:
+    try:
+        return not isinstance(value, bool) and float(value) > 0  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
 
 
 def _duplicate_addresses(nodes: list[Node]) -> list[str]:

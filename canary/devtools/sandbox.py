@@ -57,9 +57,10 @@ class SandboxSpec:
     hosts: int = 3
     lbs: int = 2
     prefix: str = "voxfleet"
-    # Each host's capacity (tts_capacity); its service container gets cpus_per_unit CPUs per
-    # unit and a matching torch thread count, so hosts have fixed capacities of their own the
-    # way GPUs do, instead of all competing for this machine's cores. Empty: 1 each.
+    # Each host's capacity (tts_capacity); its service container gets cpus_per_unit CPUs and
+    # one inference worker held to cpus_per_unit (tts_worker_cpus) per unit, so hosts have
+    # fixed capacities of their own and one speed per request, the way GPUs do, instead of
+    # all competing for this machine's cores. Empty: 1 each.
     capacities: tuple[int, ...] = ()
     cpus_per_unit: float = 0.4
     registry_port: int = 15000  # published on 127.0.0.1 for `rollout publish`
@@ -276,6 +277,8 @@ def inventory_document(spec: SandboxSpec, controller_address: str = "127.0.0.1")
             "tts_upstream_address": f"{spec.node(i)}:6006",
             "tts_gpu_count": 0, "tts_gpu_type": "none (sandbox)", "tts_canary_eligible": True,
             "tts_capacity": spec.capacity(i), "tts_cpus": f"{spec.capacity(i) * spec.cpus_per_unit:g}",
+            # a unit is one inference worker of one unit's speed, as a GPU would be
+            "tts_workers": spec.capacity(i), "tts_worker_cpus": f"{spec.cpus_per_unit:g}",
             "sandbox_container": spec.node(i),
         }
         for i in range(1, spec.hosts + 1)

@@ -65,3 +65,15 @@ def test_the_audio_cap_and_the_queue_deadline():
     assert Settings.from_env({"TTS_REQUEST_TIMEOUT_S": "30"}).queue_deadline_s == 30
     s = Settings.from_env({"TTS_MAX_AUDIO_S": "60", "TTS_QUEUE_TIMEOUT_S": "5", "TTS_REQUEST_TIMEOUT_S": "30"})
     assert (s.max_audio_s, s.queue_deadline_s, s.request_timeout_s) == (60, 5, 30)
+
+
+def test_worker_cpus_hold_each_worker_to_a_device_speed():
+    assert Settings.from_env({}).worker_cpus == 0.0
+    assert Settings.from_env({"TTS_WORKER_CPUS": ""}).worker_cpus == 0.0
+    assert Settings.from_env({"TTS_WORKER_CPUS": "0.4"}).worker_cpus == 0.4
+
+
+@pytest.mark.parametrize("value", ["fast", "0", "-0.4", "nan", "2000"])
+def test_bad_worker_cpus_name_the_variable(value):
+    with pytest.raises(SettingsError, match="^TTS_WORKER_CPUS="):
+        Settings.from_env({"TTS_WORKER_CPUS": value})

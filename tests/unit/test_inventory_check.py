@@ -108,3 +108,15 @@ def test_capacity_defaults_to_the_gpu_count_and_one_for_a_cpu_host():
 def test_a_capacity_that_is_not_a_positive_number_is_named(bad):
     found = problems(*listing(gpu2={"tts_capacity": bad}))
     assert any(p.startswith("host gpu2: tts_capacity must be a positive number") and repr(bad) in p for p in found)
+
+
+@pytest.mark.parametrize("var, bad", [("tts_workers", 0), ("tts_workers", "2"), ("tts_workers", True),
+                                      ("tts_worker_cpus", "fast"), ("tts_worker_cpus", 0), ("tts_worker_cpus", -1)])
+def test_workers_and_their_speed_that_are_not_positive_are_named(var, bad):
+    found = problems(*listing(gpu2={var: bad}))
+    assert any(p.startswith(f"host gpu2: {var} must be a positive") and repr(bad) in p for p in found), found
+
+
+def test_a_host_may_run_several_workers_held_to_one_speed():
+    fleet = check_fleet(SOURCE, *listing(gpu2={"tts_workers": 2, "tts_worker_cpus": "0.4"}))
+    assert fleet.node("gpu2").name == "gpu2"
