@@ -122,10 +122,12 @@ def test_shares_follow_capacity_before_during_and_after_a_rollout(mixed_fleet, s
     try:
         with LayoutRecorder(fleet, state_dir) as layouts:
             began = time.time()
-            # node3 holds half the capacity: switching it leaves half to carry everything (the
-            # rollout's deploys and switches alone take over 1,000 requests at this rate)
-            # judged from the sandbox's Prometheus alone (the service's own series)
-            result = start("v1.3.0", state_dir, "--set", "canary_headroom=1.0", "--set", "evidence=prometheus")
+            # node3 holds half the capacity: switching it leaves half to carry everything, so
+            # the load is 40%; each step dwells 70 s so the rollout lasts over 1,000 requests
+            # (without, it took 772 at 5.1 req/s). Judged from the sandbox's Prometheus alone
+            # (the service's own series).
+            result = start("v1.3.0", state_dir, "--set", "canary_headroom=1.0", "--set", "evidence=prometheus",
+                           "--set", "dwell_s=70")
             ended = time.time()
     finally:
         traffic = load.stop()
