@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import urllib.parse
@@ -35,7 +36,7 @@ def _cpus(env: dict[str, str], name: str) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number of CPUs (e.g. 0.4)") from None
-    if not 0 < value <= 1024:
+    if not (math.isfinite(value) and 0 < value <= 1024):
         raise SettingsError(f"{name}={raw} must be more than 0 and at most 1024 CPUs (or empty for none)")
     return value
 
@@ -82,9 +83,9 @@ class Settings:
     max_queue: int = 8  # synthesis requests waiting for each worker, beyond the one running
     workers: int = 0  # inference workers (one engine each); 0: one per visible GPU, else 1
     torch_threads: int = 0  # torch's intra-op threads; 0: torch's default (the sandbox sets its CPU quota)
-    # TTS_WORKER_CPUS: each worker runs at most as fast as this many CPUs would (0: as fast as it can).
-    # The sandbox's stand-in for one GPU per worker: a host of N units runs N workers of one
-    # unit's speed, so a request takes as long on a big host as on a small or an idle one.
+    # TTS_WORKER_CPUS: each worker speaks at most as fast as this many CPUs would (0: as fast as
+    # it can; service/engines/held.py). The sandbox's stand-in for one GPU per worker: a host of
+    # N units runs N workers of one unit's speed, so a request takes as long on any host.
     worker_cpus: float = 0.0
     max_input_chars: int = 4096
     chunk_chars: int = 300
@@ -143,4 +144,11 @@ class Settings:
             model_cache_dir=Path(env.get("MODEL_CACHE_DIR") or DEFAULT_MODEL_CACHE_DIR),
             model_version=env.get("MODEL_VERSION", ""),
             node_name=env.get("TTS_NODE_NAME", ""),
-        )
+        )._checked()
+
+    def _checked(self) -> Settings:
+        if self.worker_cpus and self.torch_threads > 1:
+            raise SettingsError(f"TTS_TORCH_THREADS={self.torch_threads} with TTS_WORKER_CPUS={self.worker_cpus:g}: "
+                                "a held worker counts its own thread's CPU time, so torch must run one thread "
+                                "(set TTS_TORCH_THREADS to 1, or leave it empty)")
+        return self

@@ -25,6 +25,7 @@ from service.audio_checks import AudioLimits, AudioReport, check_audio
 from service.config import Settings
 from service.engines import Engine, EngineError, create_engine
 from service.engines.base import MAX_SEED, WARMUP_TEXT, synthesis_seed
+from service.engines.held import HeldEngine
 from service.metrics import ServiceMetrics
 from service.model_dir import ModelManifest, verify_model_dir
 from service.text_support import speakable_chunks
@@ -87,10 +88,11 @@ class ModelRuntime:
         self.manifest: ModelManifest = manifest if manifest is not None else verify_model_dir(settings.model_dir)
         devices = worker_devices(settings.workers)
         self.engines: list[Engine] = [create_engine(self.manifest, device) for device in devices]
+        if settings.worker_cpus:  # the sandbox: each worker one unit's speed, as a GPU would be
+            self.engines = [HeldEngine(engine, settings.worker_cpus) for engine in self.engines]
         self.engine = self.engines[0]
         self.metrics = metrics or ServiceMetrics()
-        self.workers = [InferenceWorker(settings.max_queue, name=f"inference-{i}", on_drop=self._dropped,
-                                        cpus=settings.worker_cpus)
+        self.workers = [InferenceWorker(settings.max_queue, name=f"inference-{i}", on_drop=self._dropped)
                         for i in range(len(devices))]
         self._loaded = 0
         self.limits = AudioLimits(sample_rate=self.manifest.sample_rate)

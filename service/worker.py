@@ -10,10 +10,6 @@ if it has not started, and told to stop if it has (the job checks `Job.abandoned
 between its steps); a job that waited in the queue past its deadline is dropped when
 its turn comes. Abandoned and expired jobs leave the queue at once, so they never hold
 a place that a live request is refused (429) for.
-
-A worker may be held to a device speed (`cpus`): a job that used c seconds of this
-thread's CPU ends no sooner than c / cpus seconds after it started, whether the process
-could have run it faster (an idle or bigger host) or not.
 """
 
 from __future__ import annotations
@@ -69,14 +65,10 @@ class Job(Future[T]):
 
 
 class InferenceWorker:
-    def __init__(self, max_queue: int, name: str = "inference", on_drop: DropHook | None = None,
-                 cpus: float = 0.0) -> None:
+    def __init__(self, max_queue: int, name: str = "inference", on_drop: DropHook | None = None) -> None:
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
-        if cpus < 0:
-            raise ValueError("cpus must be 0 (no limit) or more")
         self.max_queue = max_queue
-        self.cpus = cpus
         self._jobs: collections.deque[tuple[Job[Any], Callable[[Job[Any]], Any]] | None] = collections.deque()
         self._ready = threading.Condition()
         self._busy = threading.Event()
@@ -150,18 +142,6 @@ class InferenceWorker:
                 self._ready.wait()
             return self._jobs.popleft()
 
-    def _paced(self, fn: Callable[[Job[Any]], Any], job: Job[Any]) -> Any:
-        """fn(job), taking at least the wall time its CPU time takes at `self.cpus`."""
-        if not self.cpus:
-            return fn(job)
-        cpu_at, wall_at = time.thread_time(), time.monotonic()
-        try:
-            return fn(job)
-        finally:
-            owed = (time.thread_time() - cpu_at) / self.cpus - (time.monotonic() - wall_at)
-            if owed > 0:
-                time.sleep(owed)
-
     def _run(self) -> None:
         while True:
             entry = self._next()
@@ -172,7 +152,7 @@ class InferenceWorker:
                 continue
             self._busy.set()
             try:
-                job.set_result(self._paced(fn, job))
+                job.set_result(fn(job))
             except Abandoned as exc:
                 self._on_drop("stopped")
                 job.set_exception(exc)

@@ -9,6 +9,7 @@ LB group, no canary-eligible host, a bad policy value.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -114,17 +115,19 @@ def _node(name: str, hv: dict[str, Any], problems: list[str]) -> Node:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         problems.append(f"host {name}: tts_workers must be a positive integer (default: one per GPU), got {workers!r}")
     worker_cpus = hv.get("tts_worker_cpus", "")
-    if worker_cpus != "" and not _positive_number(worker_cpus):
-        problems.append(f"host {name}: tts_worker_cpus must be a positive number of CPUs (e.g. \"0.4\") or empty, "
-                        f"got {worker_cpus!r}")
+    if worker_cpus != "" and not _cpu_count(worker_cpus):
+        problems.append(f"host {name}: tts_worker_cpus must be a positive number of CPUs up to 1024 (e.g. \"0.4\") "
+                        f"or empty, got {worker_cpus!r}")
     return Node(name, upstream, gpus, str(hv.get("tts_gpu_type", "")), eligible, ssh, capacity_units(capacity))
 
 
-def _positive_number(value: object) -> bool:
+def _cpu_count(value: object) -> bool:
+    """What the service takes as TTS_WORKER_CPUS: a finite number, more than 0, at most 1024."""
     try:
-        return not isinstance(value, bool) and float(value) > 0  # type: ignore[arg-type]
+        cpus = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return False
+    return not isinstance(value, bool) and math.isfinite(cpus) and 0 < cpus <= 1024
 
 
 def _duplicate_addresses(nodes: list[Node]) -> list[str]:

@@ -73,7 +73,13 @@ def test_worker_cpus_hold_each_worker_to_a_device_speed():
     assert Settings.from_env({"TTS_WORKER_CPUS": "0.4"}).worker_cpus == 0.4
 
 
-@pytest.mark.parametrize("value", ["fast", "0", "-0.4", "nan", "2000"])
+@pytest.mark.parametrize("value", ["fast", "0", "-0.4", "nan", "inf", "2000"])
 def test_bad_worker_cpus_name_the_variable(value):
     with pytest.raises(SettingsError, match="^TTS_WORKER_CPUS="):
         Settings.from_env({"TTS_WORKER_CPUS": value})
+
+
+def test_a_held_worker_refuses_more_than_one_torch_thread():
+    assert Settings.from_env({"TTS_WORKER_CPUS": "0.4", "TTS_TORCH_THREADS": "1"}).torch_threads == 1
+    with pytest.raises(SettingsError, match="^TTS_TORCH_THREADS=2 with TTS_WORKER_CPUS=0.4"):
+        Settings.from_env({"TTS_WORKER_CPUS": "0.4", "TTS_TORCH_THREADS": "2"})

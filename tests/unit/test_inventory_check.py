@@ -111,7 +111,8 @@ def test_a_capacity_that_is_not_a_positive_number_is_named(bad):
 
 
 @pytest.mark.parametrize("var, bad", [("tts_workers", 0), ("tts_workers", "2"), ("tts_workers", True),
-                                      ("tts_worker_cpus", "fast"), ("tts_worker_cpus", 0), ("tts_worker_cpus", -1)])
+                                      ("tts_worker_cpus", "fast"), ("tts_worker_cpus", 0), ("tts_worker_cpus", -1),
+                                      ("tts_worker_cpus", "inf"), ("tts_worker_cpus", 2000)])
 def test_workers_and_their_speed_that_are_not_positive_are_named(var, bad):
     found = problems(*listing(gpu2={var: bad}))
     assert any(p.startswith(f"host gpu2: {var} must be a positive") and repr(bad) in p for p in found), found

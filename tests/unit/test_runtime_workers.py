@@ -95,3 +95,28 @@ def test_a_synthesis_that_waited_past_the_queue_deadline_is_dropped(model_dirs):
     finally:
         gate.set()
         runtime.stop()
+
+
+
+def test_held_workers_count_their_hold_in_the_synthesis_time(model_dirs, monkeypatch):
+    """TTS_WORKER_CPUS (the sandbox's GPU stand-in): each worker's engine is held, and the
+    synthesis time reported (X-Synthesis-Seconds, the real-time factor) includes the hold."""
+    from service.engines import held
+
+    holds: list[float] = []
+    real_sleep = time.sleep
+    def recorded_sleep(seconds: float) -> None:
+        holds.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(held.time, "sleep", recorded_sleep)
+    runtime = ModelRuntime(Settings(model_dir=model_dirs["v1.3.0"], workers=2, worker_cpus=0.05))
+    try:
+        for future in runtime.start():
+            future.result(timeout=120)
+        assert all(isinstance(engine, held.HeldEngine) for engine in runtime.engines)
+        holds.clear()
+        result = runtime.synthesize("Hello there.", runtime.manifest.voices[0], 1.0)
+        assert holds and result.synth_seconds >= sum(holds), (holds, result.synth_seconds)
+    finally:
+        runtime.stop()

@@ -166,35 +166,3 @@ def test_an_abandoned_running_job_stops_at_its_next_step():
     worker.stop(timeout=WAIT)
     assert steps == [0] and drops == ["stopped"]
 
-
-def _spin(cpu_s: float) -> float:
-    """Burns about cpu_s of this thread's CPU; returns what it burned."""
-    began = time.thread_time()
-    while time.thread_time() - began < cpu_s:
-        pass
-    return time.thread_time() - began
-
-
-def test_a_worker_held_to_a_device_speed_takes_its_cpu_time_at_that_speed():
-    held = InferenceWorker(max_queue=2, cpus=0.25)
-    try:
-        began = time.monotonic()
-        burned = held.submit(lambda: _spin(0.05)).result(WAIT)
-        assert time.monotonic() - began >= burned / 0.25  # 4× its CPU time, however idle this machine is
-    finally:
-        held.stop()
-
-
-def test_a_held_worker_does_not_delay_a_job_that_waits_rather_than_computes():
-    held = InferenceWorker(max_queue=2, cpus=0.01)
-    try:
-        began = time.monotonic()
-        held.submit(lambda: time.sleep(0.05)).result(WAIT)
-        assert time.monotonic() - began < 5  # its thread's CPU time is near 0, whatever the wait
-    finally:
-        held.stop()
-
-
-def test_a_device_speed_below_zero_is_refused():
-    with pytest.raises(ValueError, match="cpus"):
-        InferenceWorker(max_queue=1, cpus=-1)
