@@ -24,11 +24,10 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
-        threads = 1 if settings.worker_cpus else settings.torch_threads  # a held worker times its own thread
-        if threads:  # a CPU quota: as many threads as it pays for
+        if settings.torch_threads:  # a CPU quota: as many threads as it pays for (one for a held worker)
             import torch
 
-            torch.set_num_threads(threads)
+            torch.set_num_threads(settings.torch_threads)
         manifest = resolve_model(settings)  # the baked MODEL_DIR, or MODEL_URI fetched into the cache
         settings = dataclasses.replace(settings, model_dir=manifest.directory)
         runtime = ModelRuntime(settings, manifest=manifest)

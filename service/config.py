@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -27,16 +28,16 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
-def _cpus(env: dict[str, str], name: str) -> float:
-    """A CPU count (0 < x <= 1024); empty or unset: 0, meaning none."""
-    raw = env.get(name, "")
+def cpu_count(name: str, raw: object) -> float:
+    """A number of CPUs (finite, more than 0, at most 1024) from `raw`; empty: 0, meaning none.
+    SettingsError names `name`. The inventory check takes tts_worker_cpus by it too."""
     if raw == "":
         return 0.0
     try:
-        value = float(raw)
-    except ValueError:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         raise SettingsError(f"{name}={raw!r} is not a number of CPUs (e.g. 0.4)") from None
-    if not (math.isfinite(value) and 0 < value <= 1024):
+    if isinstance(raw, bool) or not (math.isfinite(value) and 0 < value <= 1024):
         raise SettingsError(f"{name}={raw} must be more than 0 and at most 1024 CPUs (or empty for none)")
     return value
 
@@ -125,7 +126,7 @@ class Settings:
             max_queue=_int(env, "TTS_MAX_QUEUE", 8),
             workers=_int(env, "TTS_WORKERS", 0, minimum=0),
             torch_threads=_int(env, "TTS_TORCH_THREADS", 0, minimum=0),
-            worker_cpus=_cpus(env, "TTS_WORKER_CPUS"),
+            worker_cpus=cpu_count("TTS_WORKER_CPUS", env.get("TTS_WORKER_CPUS", "")),
             max_input_chars=_int(env, "TTS_MAX_INPUT_CHARS", 4096),
             chunk_chars=_int(env, "TTS_CHUNK_CHARS", 300, minimum=20),
             max_body_bytes=_int(env, "TTS_MAX_BODY_BYTES", 65_536, minimum=1024),
@@ -147,8 +148,11 @@ class Settings:
         )._checked()
 
     def _checked(self) -> Settings:
-        if self.worker_cpus and self.torch_threads > 1:
+        """A held worker counts its own thread's CPU time: torch runs one thread, and no more."""
+        if not self.worker_cpus:
+            return self
+        if self.torch_threads > 1:
             raise SettingsError(f"TTS_TORCH_THREADS={self.torch_threads} with TTS_WORKER_CPUS={self.worker_cpus:g}: "
                                 "a held worker counts its own thread's CPU time, so torch must run one thread "
                                 "(set TTS_TORCH_THREADS to 1, or leave it empty)")
-        return self
+        return dataclasses.replace(self, torch_threads=1)

@@ -9,7 +9,6 @@ LB group, no canary-eligible host, a bad policy value.
 from __future__ import annotations
 
 import difflib
-import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from canary.decisions.capacity import capacity_units
 from canary.decisions.policy import Policy, PolicyError, parse_policy
+from service.config import SettingsError, cpu_count
 
 NODE_GROUP, LB_GROUP = "tts_nodes", "lb"
 KNOWN_HOST_VARS = ("tts_upstream_address", "tts_gpu_count", "tts_gpu_type", "tts_canary_eligible", "tts_capacity",
@@ -115,19 +115,12 @@ def _node(name: str, hv: dict[str, Any], problems: list[str]) -> Node:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         problems.append(f"host {name}: tts_workers must be a positive integer (default: one per GPU), got {workers!r}")
     worker_cpus = hv.get("tts_worker_cpus", "")
-    if worker_cpus != "" and not _cpu_count(worker_cpus):
+    try:
+        cpu_count("tts_worker_cpus", worker_cpus)  # as the service takes it (TTS_WORKER_CPUS)
+    except SettingsError:
         problems.append(f"host {name}: tts_worker_cpus must be a positive number of CPUs up to 1024 (e.g. \"0.4\") "
                         f"or empty, got {worker_cpus!r}")
     return Node(name, upstream, gpus, str(hv.get("tts_gpu_type", "")), eligible, ssh, capacity_units(capacity))
-
-
-def _cpu_count(value: object) -> bool:
-    """What the service takes as TTS_WORKER_CPUS: a finite number, more than 0, at most 1024."""
-    try:
-        cpus = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-    return not isinstance(value, bool) and math.isfinite(cpus) and 0 < cpus <= 1024
 
 
 def _duplicate_addresses(nodes: list[Node]) -> list[str]:

@@ -165,4 +165,3 @@ def test_an_abandoned_running_job_stops_at_its_next_step():
     assert worker.submit(lambda: "next").result(WAIT) == "next"
     worker.stop(timeout=WAIT)
     assert steps == [0] and drops == ["stopped"]
-
