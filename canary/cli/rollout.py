@@ -134,10 +134,21 @@ def live_weight(view: dict[str, Any]) -> str:
     return f"{view['weight_layout']}%{on_its_way}"
 
 
+def traffic_summary(view: dict[str, Any]) -> str:
+    """The canary's weight while a rollout runs; once it ended well, where it left all the
+    traffic (its last weight, a promotion batch's share, would say otherwise). A FAILED one
+    keeps its weights: they are what an operator has to put right."""
+    ended_on = {Phase.SUCCEEDED.value: view["version"], Phase.ROLLED_BACK.value: view["stable_version"],
+                Phase.PREFLIGHT_FAILED.value: view["stable_version"]}
+    if view["phase"] in ended_on:
+        return f"traffic: all of it on {ended_on[view['phase']] or 'the stable version'}"
+    return f"weight: set {view['weight_set']}%  live {live_weight(view)}"
+
+
 def print_status(view: dict[str, Any]) -> None:
     step = f"step {view['step']}/{len(view['steps'])}" if view["step"] else "-"
     print(f"{view['id']}  {view['version']} (stable {view['stable_version'] or '?'})  {view['phase']}  {step}")
-    print(f"  weight: set {view['weight_set']}%  live {live_weight(view)}  canary: {', '.join(view['canary_hosts'])}")
+    print(f"  {traffic_summary(view)}  canary: {', '.join(view['canary_hosts'])}")
     for server in view["lb_servers"]:
         digest = server.get("digest") or ""
         print(f"  lb  {server['address']:<24} {server['version']:<10} weight {server['weight']:<4} {server['state']:<5}"
