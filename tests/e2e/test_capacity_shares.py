@@ -25,10 +25,9 @@ from tests.sandbox_fleet import INVENTORY, rollout
 
 pytestmark = pytest.mark.sandbox
 CAPACITIES = (1, 1, 2)
-# The 1,1,2 fleet has a third more CPU quota than the 3-host sandbox, but this machine's two
-# cores already bind the three (they serve 2.5x one host, bench/capacity.py): its figure is
-# the fleet's.
-MIXED_CAPACITY_RPS = FLEET_CAPACITY_RPS
+# The 1,1,2 fleet's load is taken from the 3-host figure (FLEET_CAPACITY_RPS): it has a third
+# more CPU quota, but this machine's two cores already bind the three (they serve 2.5x one
+# host, bench/capacity.py).
 TOLERANCE = 0.03  # ±3 percentage points
 
 
@@ -113,7 +112,7 @@ class LayoutRecorder:
 
 def steady(fleet: Fleet) -> LoadResult:
     """1,000 requests at 65% of the fleet's capacity."""
-    return LoadGenerator(fleet.lb_public_urls, rps=round(0.65 * MIXED_CAPACITY_RPS, 1)).run(duration_s=600,
+    return LoadGenerator(fleet.lb_public_urls, rps=round(0.65 * FLEET_CAPACITY_RPS, 1)).run(duration_s=600,
                                                                                            max_requests=1000)
 
 
@@ -121,7 +120,7 @@ def test_shares_follow_capacity_before_during_and_after_a_rollout(mixed_fleet, s
     fleet = mixed_fleet
     assert_shares(steady(fleet), {"node1": 0.25, "node2": 0.25, "node3": 0.5})
 
-    load = LoadGenerator(fleet.lb_public_urls, rps=round(0.4 * MIXED_CAPACITY_RPS, 1)).start(duration_s=1800)
+    load = LoadGenerator(fleet.lb_public_urls, rps=round(0.4 * FLEET_CAPACITY_RPS, 1)).start(duration_s=1800)
     try:
         with LayoutRecorder(fleet, state_dir) as layouts:
             began = time.time()
@@ -171,7 +170,7 @@ def test_ten_percent_of_a_thousand_requests_reach_the_canary_and_none_at_zero(mi
     assert_shares(canary, {"node1": 0.10, "node2": 0.30, "node3": 0.60})  # the rest by capacity
 
     fleet_ops.set_traffic(fleet, canary={"node1": canary_version}, stable=stable, canary_percent=0)
-    after = LoadGenerator(fleet.lb_public_urls, rps=round(0.65 * MIXED_CAPACITY_RPS, 1)).run(duration_s=120,
+    after = LoadGenerator(fleet.lb_public_urls, rps=round(0.65 * FLEET_CAPACITY_RPS, 1)).run(duration_s=120,
                                                                                               max_requests=200)
     assert len(after.outcomes) == 200 and not after.failed, after.summary()
     assert after.by_version().get(canary_version, 0) == 0 and after.by_host().get("node1", 0) == 0
