@@ -73,7 +73,11 @@ class HostileClient:
     def _send(self, client: httpx.Client, what: str, body: bytes, content_type: str) -> None:
         for attempt in (1, 2):
             try:
-                answer = client.post(self.url, content=body, headers={"Content-Type": content_type})
+                if attempt == 1:
+                    answer = client.post(self.url, content=body, headers={"Content-Type": content_type})
+                else:  # on a new connection (see LoadGenerator._one)
+                    with httpx.Client(timeout=30) as fresh:
+                        answer = fresh.post(self.url, content=body, headers={"Content-Type": content_type})
             except httpx.HTTPError as exc:
                 if attempt == 1 and closed_unanswered(exc):  # sent again once, as client libraries do
                     continue

@@ -127,7 +127,9 @@ class LoadGenerator:
         """One request, as an HTTP client library sends it: a keep-alive connection that
         the server closed just as the request went out (nginx closes idle connections on
         every reload) is retried once on a new connection, like urllib3 and the OpenAI
-        SDK do; the retry is recorded. Synthesis has no side effects."""
+        SDK do; the retry is recorded. Synthesis has no side effects. The retry opens a
+        connection of its own: the pool's other idle ones may have been closed by the same
+        reload, their close not yet seen."""
         started = time.time()
         body = {"model": "tts-1", "input": text_for(i), "voice": self.voice, "response_format": "pcm"}
         session = f"s{i % self.sessions}" if self.sessions else ""
@@ -135,8 +137,13 @@ class LoadGenerator:
         retried = ""
         for attempt in (1, 2):
             try:
-                response = await client.post(f"{url}/v1/audio/speech", json=body, headers=headers,
-                                             timeout=self.timeout_s)
+                if attempt == 1:
+                    response = await client.post(f"{url}/v1/audio/speech", json=body, headers=headers,
+                                                 timeout=self.timeout_s)
+                else:
+                    async with httpx.AsyncClient() as fresh:
+                        response = await fresh.post(f"{url}/v1/audio/speech", json=body, headers=headers,
+                                                    timeout=self.timeout_s)
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 if attempt == 1 and closed_unanswered(exc):  # not a response cut short: that is a failure

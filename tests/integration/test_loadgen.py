@@ -55,6 +55,40 @@ def test_a_dropped_connection_is_retried_once_and_recorded():
     assert "0 failed (0 shed with 429/503), 1 retried" in result.summary()
 
 
+def keep_alive_server(first_answer_delay_s: float) -> str:
+    """Answers the first request on each connection (the first connection's after a delay,
+    so the next request opens a second one) and keeps it open; a later request on a used
+    connection is read and dropped unanswered, as a reload's old nginx worker does."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def handle(conn: socket.socket, delay_s: float) -> None:
+        with conn:
+            read_request(conn)
+            time.sleep(delay_s)
+            conn.sendall(OK)
+            try:
+                read_request(conn)  # the next request on this connection: no answer
+            except BaseException:  # noqa: BLE001 (pytest.fail's exception: the client went away)
+                pass
+
+    def run() -> None:
+        for n in range(8):
+            conn, _ = listener.accept()
+            threading.Thread(target=handle, args=(conn, first_answer_delay_s if n == 0 else 0.0), daemon=True).start()
+
+    threading.Thread(target=run, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_the_retry_takes_a_new_connection_not_another_idle_one_the_server_closed():
+    # requests at 0, 0.25 and 0.5 s: the first two on two connections, idle by 0.5 s; the
+    # third is dropped on one of them, and its retry must not go out on the other
+    result = LoadGenerator(keep_alive_server(0.4), rps=4, max_in_flight=4, voice="alloy").run(duration_s=5,
+                                                                                             max_requests=3)
+    assert [o.status for o in sorted(result.outcomes, key=lambda o: o.i)] == [200, 200, 200], result.summary()
+    assert result.outcomes[-1].retried and not result.failed
+
+
 def test_a_second_drop_is_a_failure():
     result = LoadGenerator(serve([None, None]), rps=1, max_in_flight=1, voice="alloy").run(duration_s=0.5, max_requests=1)
     (outcome,) = result.outcomes
