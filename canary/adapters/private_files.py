@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import stat
+import tempfile
 from pathlib import Path
 
 log = logging.getLogger("voxfleet.files")
@@ -66,18 +67,24 @@ def _secret_path(state_dir: Path, rollout_id: str, name: str) -> Path:
     return state_dir / SECRETS_DIR / f"{rollout_id}.{name}"
 
 
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write `path` 0600, atomically: a reader sees the old content or all of the new, and
+    writers at once (overlapping timers) each replace it whole."""
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")  # 0600
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
 def save_secret(state_dir: Path, rollout_id: str, name: str, value: str) -> None:
     """Write the secret 0600 (atomically: a reader never sees half of it)."""
     path = _secret_path(state_dir, rollout_id, name)
     private_dir(path.parent, tighten=True)
-    partial = path.with_name(path.name + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
-    os.replace(partial, path)
+    write_private_file(path, value.encode())
 
 
 def load_secret(state_dir: Path, rollout_id: str, name: str) -> str:
