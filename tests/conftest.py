@@ -48,11 +48,24 @@ def sandbox() -> Fleet:
     return load_fleet(INVENTORY)
 
 
+@pytest.fixture(scope="session")
+def prepared_lbs(sandbox: Fleet) -> list[str]:
+    """The nginx_lb role run once on every LB this session, as each rollout's preflight
+    runs it: whatever a sandbox left up from another checkout had, the LBs now serve this
+    tree's config, and the fast path (voxfleet-lb-apply) is there to change their split."""
+    from canary.adapters import fleet as fleet_ops
+
+    fleet_ops.set_traffic(sandbox, canary={}, stable={n.name: "v1.2.0" for n in sandbox.nodes}, canary_percent=0)
+    return list(sandbox.lbs)
+
+
 @pytest.fixture
-def stable_fleet(sandbox: Fleet) -> Fleet:
+def stable_fleet(sandbox: Fleet, prepared_lbs: list[str]) -> Fleet:
     """Every node on v1.2.0, the LB spreading traffic evenly over them: the state before a release."""
     from canary.adapters import fleet as fleet_ops
     from canary.adapters import registry
+    from canary.adapters.rollout_ports import LbTrafficPort
+    from canary.decisions.traffic import canary_percent_of
 
     # a deploy that changes nothing still takes its time: only when a node is not running the
     # registry's v1.2.0 (the tag is rebuilt from this tree each session), or is not healthy
@@ -62,5 +75,7 @@ def stable_fleet(sandbox: Fleet) -> Fleet:
                and digest and (s.image_digest or "").endswith(digest)]
     if len(current) < len(sandbox.nodes):
         fleet_ops.deploy(sandbox, "v1.2.0")
-    fleet_ops.set_traffic(sandbox, canary={}, stable={n.name: "v1.2.0" for n in sandbox.nodes}, canary_percent=0)
+    # the split by the controller's own fast path: the role's run is the preflight's business
+    servers = fleet_ops.split(sandbox, canary={}, stable={n.name: "v1.2.0" for n in sandbox.nodes}, canary_percent=0)
+    LbTrafficPort(sandbox).apply(servers, canary_percent_of(servers))
     return sandbox

@@ -101,13 +101,19 @@ def set_servers(fleet: Fleet, servers: list[UpstreamServer], canary_percent: int
                 on_event=on_event, timeout_s=300)
 
 
+def split(fleet: Fleet, canary: dict[str, str], stable: dict[str, str], canary_percent: int | None,
+          out: Iterable[str] = ()) -> list[UpstreamServer]:
+    """The LB servers that route `canary_percent`% to the canary hosts (None: every host by
+    capacity), weights by capacity within each side; `canary`/`stable` map host name →
+    version; `out`: hosts taken out of traffic."""
+    upstream = {n.name: n.upstream for n in fleet.nodes}
+    return upstream_servers({upstream[h]: v for h, v in canary.items()},
+                            {upstream[h]: v for h, v in stable.items()}, canary_percent,
+                            {n.upstream: n.capacity for n in fleet.nodes}, [upstream[h] for h in out])
+
+
 def set_traffic(fleet: Fleet, canary: dict[str, str], stable: dict[str, str], canary_percent: int | None,
                 out: Iterable[str] = (), on_event: Progress | None = None) -> PlaybookResult:
-    """Route `canary_percent`% to the canary hosts (None: every host by capacity), weights
-    by capacity within each side; `canary`/`stable` map host name → version; `out`: hosts
-    taken out of traffic."""
-    upstream = {n.name: n.upstream for n in fleet.nodes}
-    servers = upstream_servers({upstream[h]: v for h, v in canary.items()},
-                               {upstream[h]: v for h, v in stable.items()}, canary_percent,
-                               {n.upstream: n.capacity for n in fleet.nodes}, [upstream[h] for h in out])
+    """The nginx_lb role on every LB with `split(...)`'s servers."""
+    servers = split(fleet, canary, stable, canary_percent, out)
     return set_servers(fleet, servers, canary_percent_of(servers), on_event)
