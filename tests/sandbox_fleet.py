@@ -1,7 +1,8 @@
 """The shared sandbox fleet for tests: real registry, SSH hosts with Docker, nginx LB.
 
 Brought up once per session with the product's own commands (`rollout sandbox up`,
-`rollout build`, `rollout publish`) by the `sandbox` fixture (tests/conftest.py) and
+`rollout build`, `rollout publish`), in a background process the session starts while
+its tests that need no Docker engine run (`BackgroundBringUp`, tests/conftest.py), and
 left up afterwards (so reruns are fast); `rollout sandbox down` removes it.
 """
 
@@ -14,6 +15,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from canary.adapters import fleet as fleet_ops
+from canary.adapters import registry
+from canary.adapters.inventory import load_fleet
+from canary.decisions.inventory import Fleet
 
 REPO = Path(__file__).resolve().parents[1]
 INVENTORY = REPO / "inventory" / "sandbox"
@@ -38,6 +44,53 @@ def bring_up() -> None:
     for version in VERSIONS:
         rollout("build", version)
         rollout("publish", version)
+
+
+def stable_everywhere(fleet: Fleet) -> None:
+    """Every node running the registry's v1.2.0, healthy. A deploy that changes nothing
+    still takes its time: only when a node is not running the registry's v1.2.0 (the tag
+    is rebuilt from this tree each session), or is not healthy."""
+    digest = registry.tag_digest(fleet.registry_push, fleet.repository, "v1.2.0", fleet.registry_insecure)
+    current = [s for s in fleet_ops.facts(fleet).values() if s.version == "v1.2.0" and s.health == "healthy"
+               and digest and (s.image_digest or "").endswith(digest)]
+    if len(current) < len(fleet.nodes):
+        fleet_ops.deploy(fleet, "v1.2.0")
+
+
+def ready_for_a_release() -> None:
+    """The sandbox up, v1.2.0 and v1.3.0 published, the nginx_lb role run on every LB (as
+    each rollout's preflight runs it: whatever a sandbox left up from another checkout had,
+    the LBs now serve this tree's config and its fast path), v1.2.0 on every node."""
+    bring_up()
+    fleet = load_fleet(INVENTORY)
+    fleet_ops.set_traffic(fleet, canary={}, stable={n.name: "v1.2.0" for n in fleet.nodes}, canary_percent=0)
+    stable_everywhere(fleet)
+
+
+class BackgroundBringUp:
+    """`ready_for_a_release()` in a process of its own, started once the session knows it
+    needs the sandbox: the tests that need no Docker engine run meanwhile (tests/conftest.py
+    orders them first), and the first sandbox test waits for it."""
+
+    def __init__(self, log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        with log.open("wb") as out:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", "from tests.sandbox_fleet import ready_for_a_release; ready_for_a_release()"],
+                cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def wait(self) -> None:
+        if self._process.wait() != 0:
+            raise AssertionError(f"bringing the sandbox up failed (exit {self._process.returncode}); "
+                                 f"{self.log}:\n{self.log.read_text(errors='replace')[-6000:]}")
+
+    def stop(self) -> None:
+        """A session that ends before it needed the sandbox (-x, Ctrl-C) leaves nothing
+        running; the next `sandbox up` completes what was cut short."""
+        if self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(60)
 
 
 def publish_variant(version: str, variant: str) -> str:

@@ -186,6 +186,7 @@ def operator_day(env: dict[str, str], fleet, hook: WebhookReceiver) -> dict:
     assert {s["version"] for s in view["lb_servers"] if s["state"] == "up"} == {"v1.2.0", NEW}
     second = rollout("start", "v1.3.0", check=False, env=env)
     assert second.returncode == 1 and "already active" in second.stderr
+    time.sleep(1.5 * SESSIONS / LOAD_RPS)  # every session key heard about once at 10%, before the pause
 
     with Ticker(env, every_s=2, overlap=2) as ticker:  # two timers at once: each action exactly once
         rollout("pause", "--reason", "e2e: hold", env=env)
