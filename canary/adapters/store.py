@@ -400,6 +400,10 @@ class Store:
         found = self.history(fleet, limit=1)
         return found[0] if found else None
 
+    def current(self, fleet: str) -> Record | None:
+        """The fleet's active rollout, else its latest: the one `rollout status` shows."""
+        return self.active(fleet) or self.latest(fleet)
+
     def history(self, fleet: str | None = None, limit: int | None = 50) -> list[Record]:
         """Newest first; `limit=None` returns them all."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):

@@ -191,7 +191,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = None
     while True:
         store = store or open_store_for_reading()
-        record = store and (store.active(key) or store.latest(key))
+        record = store and store.current(key)
         if not record:
             message = ("no rollouts on this fleet yet" if store else
                        f"no rollouts recorded yet: no state store at {state_path()} (VOXFLEET_STATE_DIR)")

@@ -54,8 +54,7 @@ def peek(env: dict[str, str]) -> dict[str, Any]:
     if not db.exists():
         return {"id": None, "phase": None}
     with Store(db, create_if_missing=False) as store:
-        key = str(INVENTORY.resolve())
-        record = store.active(key) or store.latest(key)
+        record = store.current(str(INVENTORY.resolve()))
         return json.loads(json.dumps(status_view(record, time.time()))) if record else {"id": None, "phase": None}
 
 

@@ -1,4 +1,4 @@
-"""The inventory as the real `ansible-inventory` reads it, kept while no file it is read
+"""The inventory as the real `ansible-inventory` reads it (nothing patched), kept while no file it is read
 from changes (canary.adapters.inventory): an edit is seen by the next command, what is
 not plain data is read afresh every time, and the kept copy is the user's alone."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,18 +16,18 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[list[str]]:
-    """Every ansible-inventory run (the real one, counted), with a cache of this test's own."""
+def kept_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A cache of this test's own. Only a run of ansible-inventory writes its entry, each
+    write a new file (replaced whole): an entry unchanged means no run."""
     monkeypatch.setenv(inventory.CACHE_DIR_ENV, str(tmp_path / "cache"))
-    seen: list[list[str]] = []
-    real = subprocess.run
+    return tmp_path / "cache" / "inventory"
 
-    def counted(cmd, *args, **kwargs):
-        seen.append(list(cmd))
-        return real(cmd, *args, **kwargs)
 
-    monkeypatch.setattr(inventory.subprocess, "run", counted)
-    return seen
+def written(kept_dir: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of the one kept entry, or None when nothing is kept."""
+    entries = list(kept_dir.iterdir()) if kept_dir.exists() else []
+    assert len(entries) <= 1, entries
+    return (entries[0].stat().st_ino, entries[0].stat().st_mtime_ns) if entries else None
 
 
 def fleet_files(root: Path, port: int = 6006) -> Path:
@@ -43,31 +42,32 @@ def port_of(data: dict) -> int:
     return data["_meta"]["hostvars"]["gpu-a1"]["tts_node_port"]
 
 
-def test_a_second_read_is_kept_and_an_edit_is_seen_by_the_next(runs, tmp_path):
+def test_a_second_read_is_kept_and_an_edit_is_seen_by_the_next(kept_dir, tmp_path):
     source = fleet_files(tmp_path / "inv")
     assert port_of(inventory.ansible_inventory_list(source)) == 6006
+    first = written(kept_dir)
     assert port_of(inventory.ansible_inventory_list(source)) == 6006
-    assert len(runs) == 1
+    assert first is not None and written(kept_dir) == first  # kept: ansible-inventory did not run
     (source / "group_vars" / "all.yml").write_text("tts_node_port: 7007\n")  # same size, same second
     assert port_of(inventory.ansible_inventory_list(source)) == 7007
     (source / "host_vars").mkdir()
     (source / "host_vars" / "gpu-a1.yml").write_text("tts_node_port: 8008\n")  # a new file counts too
     assert port_of(inventory.ansible_inventory_list(source)) == 8008
-    assert len(runs) == 3
+    assert written(kept_dir) != first
 
 
-def test_the_kept_copy_is_the_users_alone_and_a_broken_one_is_read_afresh(runs, tmp_path):
+def test_the_kept_copy_is_the_users_alone_and_a_broken_one_is_read_afresh(kept_dir, tmp_path):
     source = fleet_files(tmp_path / "inv")
     inventory.ansible_inventory_list(source)
-    (kept,) = (tmp_path / "cache" / "inventory").iterdir()
-    assert stat.S_IMODE(kept.stat().st_mode) == 0o600 and stat.S_IMODE(kept.parent.stat().st_mode) == 0o700
+    (kept,) = kept_dir.iterdir()
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600 and stat.S_IMODE(kept_dir.stat().st_mode) == 0o700
     kept.write_text('{"key": ')
     assert port_of(inventory.ansible_inventory_list(source)) == 6006
-    assert len(runs) == 2 and json.loads(kept.read_text())["inventory"]["_meta"]
+    assert json.loads(kept.read_text())["inventory"]["_meta"]  # read afresh, and kept again
 
 
 @pytest.mark.parametrize("extra", ["script", "plugin", "vault"])
-def test_what_is_not_plain_data_is_read_afresh_every_time(runs, tmp_path, extra):
+def test_what_is_not_plain_data_is_read_afresh_every_time(kept_dir, tmp_path, extra):
     source = fleet_files(tmp_path / "inv")
     if extra == "script":  # an inventory script may answer otherwise with nothing on disk changed
         script = source / "more.sh"
@@ -80,7 +80,6 @@ def test_what_is_not_plain_data_is_read_afresh_every_time(runs, tmp_path, extra)
     for _ in range(2):
         try:
             inventory.ansible_inventory_list(source)
-        except inventory.InventoryError:  # the vaulted value cannot be read without a password: still a run
+        except inventory.InventoryError:  # the vaulted value cannot be read without a password
             pass
-    assert len(runs) == 2
-    assert not (tmp_path / "cache" / "inventory").exists()
+    assert written(kept_dir) is None  # nothing kept: each read ran ansible-inventory
