@@ -31,6 +31,15 @@ def speak(server: ServerProcess, timeout: float = 60.0, **fields) -> httpx.Respo
     return httpx.post(server.url + SPEECH, json=body, timeout=timeout)
 
 
+def ui_client(url: str):
+    """gradio_client on the web UI. Its first visit builds the UI, which imports Gradio (3.6 s
+    of CPU on this machine, more while the sandbox comes up beside the tests), longer than
+    gradio_client's default 5 s timeout: a browser waits for it, and so does this client."""
+    from gradio_client import Client
+
+    return Client(url + "/ui/", verbose=False, httpx_kwargs={"timeout": 60})
+
+
 def decode(content: bytes) -> tuple[np.ndarray, int]:
     audio, rate = sf.read(io.BytesIO(content), dtype="float32")
     return audio, rate
@@ -52,9 +61,7 @@ def test_openai_client_gets_valid_speech(server):
 
 
 def test_gradio_client_gets_valid_speech(server):
-    from gradio_client import Client
-
-    client = Client(server.url + "/ui/", verbose=False)
+    client = ui_client(server.url)
     result = client.predict("Hello from the web UI.", "echo", 1.0, api_name="/synthesize")
     audio, rate = sf.read(result, dtype="float32")
     assert rate == 44_100 and len(audio) / rate > 0.5 and np.abs(audio).max() > 0.05
@@ -63,10 +70,9 @@ def test_gradio_client_gets_valid_speech(server):
 
 
 def test_gradio_ui_refuses_bad_input_by_field(server):
-    from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    client = Client(server.url + "/ui/", verbose=False)
+    client = ui_client(server.url)
     with pytest.raises(AppError, match="input"):
         client.predict("   ", "alloy", 1.0, api_name="/synthesize")
 
@@ -389,13 +395,11 @@ def test_connections_that_send_nothing_half_a_request_or_a_trickle_are_closed(st
 
 
 def test_the_ui_takes_no_uploads_and_cleans_its_cache(start_server, tmp_path):
-    from gradio_client import Client
-
     cache = tmp_path / "gradio"
     srv = start_server("v1.3.0", GRADIO_TEMP_DIR=str(cache), TTS_UI_CACHE_MAX_AGE_S="2")
     upload = httpx.post(srv.url + "/ui/gradio_api/upload", files={"files": ("a.bin", b"x" * 1000)}, timeout=10)
     assert upload.status_code == 413, upload.text
-    Client(srv.url + "/ui/", verbose=False).predict("Hello there.", "echo", 1.0, api_name="/synthesize")
+    ui_client(srv.url).predict("Hello there.", "echo", 1.0, api_name="/synthesize")
     written = [p for p in cache.rglob("*") if p.is_file()]
     assert written, "the UI's answer was not cached where expected"
     deadline = time.monotonic() + 15
