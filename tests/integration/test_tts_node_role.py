@@ -124,6 +124,16 @@ def image_present(node: Node, image: str) -> bool:
     return _docker("exec", node.container, "docker", "image", "inspect", image).returncode == 0
 
 
+def untagged_image(node: Node) -> str:
+    """An image left without a tag on the node (as a tag pushed again leaves its old image); its id."""
+    build = ["exec", "-e", "DOCKER_BUILDKIT=0", "-i", node.container, "docker", "build", "-q", "-t", "voxfleet/retagged:1", "-"]
+    ids = [subprocess.run(["docker", *build], input=f"FROM scratch\nLABEL voxfleet.test={n}\n", capture_output=True,
+                          text=True, check=True).stdout.strip() for n in (1, 2)]
+    _docker("exec", node.container, "docker", "rmi", "voxfleet/retagged:1")
+    assert image_present(node, ids[0]), f"no untagged image on {node.name}"
+    return ids[0]
+
+
 def _registry_tags(push_address: str, repository: str, user: str | None, password: str | None) -> list[str]:
     request = urllib.request.Request(f"http://{push_address}/v2/{repository}/tags/list")
     if user:
@@ -203,6 +213,7 @@ def test_canary_on_one_host_keeps_previous_image(fleet: Fleet) -> None:
     older, unrelated = fleet.image("v1.1.0"), "localhost/not-ours:keep"
     for tag in (older, unrelated):
         _docker("exec", canary.container, "docker", "tag", fleet.image(STABLE), tag)
+    untagged = untagged_image(canary)
 
     run = run_playbook("deploy.yml", tts_version=CANARY, deploy_hosts=canary.name)
     assert run.rc == 0, run.explain()
@@ -217,6 +228,7 @@ def test_canary_on_one_host_keeps_previous_image(fleet: Fleet) -> None:
     assert image_present(canary, fleet.image(CANARY))
     assert not image_present(canary, older), f"{canary.name} kept {older}, older than the previous version"
     assert image_present(canary, unrelated), f"{canary.name} removed {unrelated}, not the fleet's repository"
+    assert not image_present(canary, untagged), f"{canary.name} kept the untagged image {untagged}"
     _docker("exec", canary.container, "docker", "rmi", unrelated)
 
     reports = fleet_reports()
