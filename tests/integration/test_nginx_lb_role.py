@@ -199,6 +199,13 @@ def test_the_report_carries_the_sha256_of_the_live_config(lb: LB):
     peers = {peer for peers in report["logged_as"].values() for peer in peers}
     assert entry["upstream_addr"] and set(entry["upstream_addr"].split(", ")) <= peers
 
+    # Servers named by address, as the controller names them, are logged as themselves.
+    by_address = [dataclasses.replace(s, address=report["logged_as"][s.address][0]) for s in lb.servers(10)]
+    run = lb.play(10, servers=by_address)
+    assert run.rc == 0, run.failures(lb.host)
+    logged_as = run.task("Report nginx_lb_report", lb.host)["ansible_facts"]["nginx_lb_report"]["logged_as"]
+    assert logged_as == {s.address: [s.address] for s in by_address}, logged_as
+
 
 def test_a_config_nginx_refuses_fails_the_run_and_the_previous_config_keeps_serving(lb: LB):
     assert lb.play(10).rc == 0
