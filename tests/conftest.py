@@ -45,6 +45,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         _bring_up.stop()
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _bring_up:
+        terminalreporter.write_line(_bring_up.summary())
+
+
 @pytest.fixture(autouse=True)
 def _engine_after_bring_up(request: pytest.FixtureRequest) -> None:
     """A test that uses the Docker engine starts once the background bring-up is done with it."""

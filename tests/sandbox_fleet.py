@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from canary.adapters import fleet as fleet_ops
@@ -24,6 +25,7 @@ from canary.decisions.inventory import Fleet
 REPO = Path(__file__).resolve().parents[1]
 INVENTORY = REPO / "inventory" / "sandbox"
 VERSIONS = ("v1.2.0", "v1.3.0")
+READY = "ready: v1.2.0 on every host"  # the bring-up log's last line
 
 
 def rollout(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -39,11 +41,13 @@ def docker_works() -> bool:
     return shutil.which("docker") is not None and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
 
 
-def bring_up() -> None:
+def bring_up(done: Callable[[str], None] = lambda what: None) -> None:
     rollout("sandbox", "up", "--hosts", "3")
+    done("sandbox up")
     for version in VERSIONS:
         rollout("build", version)
         rollout("publish", version)
+        done(f"{version} built and published")
 
 
 def stable_everywhere(fleet: Fleet) -> None:
@@ -60,11 +64,19 @@ def stable_everywhere(fleet: Fleet) -> None:
 def ready_for_a_release() -> None:
     """The sandbox up, v1.2.0 and v1.3.0 published, the nginx_lb role run on every LB (as
     each rollout's preflight runs it: whatever a sandbox left up from another checkout had,
-    the LBs now serve this tree's config and its fast path), v1.2.0 on every node."""
-    bring_up()
+    the LBs now serve this tree's config and its fast path), v1.2.0 on every node. Each
+    stage's end is printed with the seconds since the start (the background log)."""
+    began = time.monotonic()
+
+    def done(what: str) -> None:
+        print(f"{time.monotonic() - began:6.1f} s  {what}", flush=True)
+
+    bring_up(done)
     fleet = load_fleet(INVENTORY)
     fleet_ops.set_traffic(fleet, canary={}, stable={n.name: "v1.2.0" for n in fleet.nodes}, canary_percent=0)
+    done("the nginx_lb role on every LB")
     stable_everywhere(fleet)
+    done(READY)
 
 
 class BackgroundBringUp:
@@ -75,15 +87,27 @@ class BackgroundBringUp:
     def __init__(self, log: Path) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         self.log = log
+        self.waited_s: float | None = None  # by the first test that needed the sandbox
         with log.open("wb") as out:
             self._process = subprocess.Popen(
                 [sys.executable, "-c", "from tests.sandbox_fleet import ready_for_a_release; ready_for_a_release()"],
                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def wait(self) -> None:
-        if self._process.wait() != 0:
+        began = time.monotonic()
+        returncode = self._process.wait()
+        if self.waited_s is None:
+            self.waited_s = time.monotonic() - began
+        if returncode != 0:
             raise AssertionError(f"bringing the sandbox up failed (exit {self._process.returncode}); "
                                  f"{self.log}:\n{self.log.read_text(errors='replace')[-6000:]}")
+
+    def summary(self) -> str:
+        """How long the bring-up took and how long the tests waited for it, for the session's end."""
+        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        took = next((line.split(" s ")[0].strip() for line in reversed(lines) if line.endswith(READY)), None)
+        waited = "no test waited for it" if self.waited_s is None else f"the first test that needed it waited {self.waited_s:.0f} s"
+        return f"sandbox bring-up: {f'ready after {took} s' if took else 'not finished'}; {waited} (log: {self.log})"
 
     def stop(self) -> None:
         """A session that ends before it needed the sandbox (-x, Ctrl-C) leaves nothing
