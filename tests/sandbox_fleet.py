@@ -99,7 +99,7 @@ class BackgroundBringUp:
         if self.waited_s is None:
             self.waited_s = time.monotonic() - began
         if returncode != 0:
-            raise AssertionError(f"bringing the sandbox up failed (exit {self._process.returncode}); "
+            raise AssertionError(f"bringing the sandbox up failed (exit {returncode}); "
                                  f"{self.log}:\n{self.log.read_text(errors='replace')[-6000:]}")
 
     def summary(self) -> str:
