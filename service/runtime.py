@@ -15,6 +15,7 @@ import enum
 import functools
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -28,10 +29,15 @@ from service.engines.base import MAX_SEED, WARMUP_TEXT, synthesis_seed
 from service.engines.held import HeldEngine
 from service.metrics import ServiceMetrics
 from service.model_dir import ModelManifest, verify_model_dir
-from service.text_support import speakable_chunks
+from service.text import split_first_sentence
+from service.text_support import speakable_chunks, unspeakable
 from service.worker import InferenceWorker, Job, QueueFullError
 
-__all__ = ["CHUNK_GAP_S", "BadAudioError", "ModelRuntime", "NotReadyError", "Synthesis"]
+__all__ = ["CHUNK_GAP_S", "AudioSink", "BadAudioError", "ModelRuntime", "NotReadyError", "Synthesis"]
+
+# Called on the inference thread with each piece of a streamed answer as soon as it passed
+# the checks (the gap before a sentence is part of that sentence's piece).
+AudioSink = Callable[[np.ndarray], None]
 
 
 class Phase(enum.Enum):
@@ -169,19 +175,22 @@ class ModelRuntime:
         return max(1, int(round((min(w.queued for w in self.workers) + 1) * self._avg_synth_s)))
 
     # -- synthesis ---------------------------------------------------------------
-    def submit(self, text: str, voice: str, speed: float, seed: int | None = None) -> Job[Synthesis]:
+    def submit(self, text: str, voice: str, speed: float, seed: int | None = None,
+               sink: AudioSink | None = None) -> Job[Synthesis]:
         """Queue a synthesis. Raises NotReadyError, or QueueFullError when full.
 
         The job is dropped if it waits longer than `queue_deadline_s` before it starts;
-        `Job.abandon()` drops it from the queue, or stops it at the next chunk."""
+        `Job.abandon()` drops it from the queue, or stops it at the next chunk. With a
+        `sink`, the answer is streamed: its first sentence is a chunk of its own, and each
+        chunk goes to the sink as soon as it passed the checks."""
         ready, reason = self.readiness()
         if not ready:
             raise NotReadyError(reason)
         expires_at = time.monotonic() + self.settings.queue_deadline_s
         for worker, engine in sorted(zip(self.workers, self.engines), key=lambda we: we[0].load):
             try:
-                return worker.submit_job(functools.partial(self._synthesize, engine, text, voice, speed, seed),
-                                         expires_at)
+                return worker.submit_job(functools.partial(self._synthesize, engine, text, voice, speed, seed,
+                                                           sink), expires_at)
             except QueueFullError:
                 continue
         raise QueueFullError(f"inference queue is full ({self.settings.max_queue} waiting on each of "
@@ -195,22 +204,27 @@ class ModelRuntime:
         finally:
             job.abandon()  # a no-op once done; after a timeout, nobody waits for it
 
-    def _chunks(self, engine: Engine, text: str, speed: float) -> list[str]:
+    def _chunks(self, engine: Engine, text: str, speed: float, first_sentence_alone: bool = False) -> list[str]:
         """The chunks to synthesize: shorter at low speed, so one engine call's audio (and memory) stays bounded."""
         support, chunk_chars = engine.text_support(), self.settings.chunk_chars
-        return (speakable_chunks(text, support, chunk_chars_at(chunk_chars, speed))
-                or speakable_chunks(text, support, chunk_chars))  # the request rules checked these
+        chunks = (speakable_chunks(text, support, chunk_chars_at(chunk_chars, speed))
+                  or speakable_chunks(text, support, chunk_chars))  # the request rules checked these
+        if first_sentence_alone and chunks:
+            first = split_first_sentence(chunks[0])
+            if all(unspeakable(part, support) is None for part in first):
+                chunks[:1] = first
+        return chunks
 
     def _synthesize(self, engine: Engine, text: str, voice: str, speed: float, seed: int | None,
-                    job: Job[Synthesis]) -> Synthesis:
+                    sink: AudioSink | None, job: Job[Synthesis]) -> Synthesis:
         """`seed` (None: from the request) seeds each chunk, the i-th with seed + i."""
         seed = synthesis_seed(text, voice, speed) if seed is None else seed
-        waited = max(0.0, time.monotonic() - job.queued_at)
+        waited = job.queue_wait_s
         started = time.perf_counter()
         rate = engine.describe().sample_rate
         gap = np.zeros(int(CHUNK_GAP_S * rate), dtype=np.float32)
         parts: list[np.ndarray] = []
-        chunks = self._chunks(engine, text, speed)
+        chunks = self._chunks(engine, text, speed, first_sentence_alone=sink is not None)
         for i, chunk in enumerate(chunks):  # the request rules made sure there is one; the others are skipped
             job.stop_if_abandoned()  # the client left or timed out: not one more chunk for nobody
             if parts:
@@ -220,6 +234,8 @@ class ModelRuntime:
             if not chunk_report.passed:  # one silent sentence must not hide in a long answer
                 raise BadAudioError(chunk_report)
             parts.append(audio)
+            if sink is not None:
+                sink(np.concatenate([gap, audio]) if i else audio)
         audio = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
         parts.clear()  # one copy of the request's audio from here on
         elapsed = time.perf_counter() - started

@@ -22,6 +22,9 @@ from service.text_support import TextSupport, refusal
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 OPENAI_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+STREAM_FORMATS = ("audio", "sse")
+# What can leave sentence by sentence: raw samples, and WAV behind a header of unknown length.
+STREAMED_FORMATS = ("pcm", "wav")
 # Accepted for client compatibility; they do not change the demo or VoxCPM output.
 IGNORED_FIELDS = ("instructions", "user")
 # A speech request is one flat object; Python's parser recurses per level (about 1,000 is
@@ -53,6 +56,16 @@ class SpeechRequest:
     response_format: str
     speed: float
     seed: int | None = None  # the client's; None: derived from the request (`synthesis_seed`)
+    # None: the client named no stream_format and gets the whole answer in one body, its
+    # status true to the end. "audio": raw audio sent as each sentence is ready (pcm, wav);
+    # "sse": `speech.audio.delta` events. Streamed, a failure after the first audio can no
+    # longer change the status: it ends the stream (an `error` event, or a cut connection).
+    stream_format: str | None = None
+
+    @property
+    def streamed(self) -> bool:
+        return self.stream_format == "sse" or (self.stream_format == "audio"
+                                               and self.response_format in STREAMED_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,9 @@ def request_schema(rules: RequestRules) -> dict[str, Any]:
             "speed": {"type": "number", "minimum": MIN_SPEED, "maximum": MAX_SPEED, "default": 1.0},
             "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED,
                      "description": "repeatable synthesis (default: from the request); answered in X-Seed"},
+            "stream_format": {"type": "string", "enum": list(STREAM_FORMATS),
+                              "description": "absent: one body; 'audio': pcm and wav stream sentence by "
+                                             "sentence; 'sse': speech.audio.delta events (pcm or wav)"},
             **{name: {"type": "string", "description": "accepted, ignored"} for name in IGNORED_FIELDS},
         },
     }
@@ -221,12 +237,18 @@ def _speed(data: dict[str, Any]) -> float:
     return float(speed)
 
 
-def _stream_format(data: dict[str, Any]) -> str:
-    stream_format = data.get("stream_format", "audio")
-    if stream_format != "audio":
-        raise _invalid("stream_format", f"stream_format {_shown(stream_format)} is not supported; use 'audio'",
+def _stream_format(data: dict[str, Any], fmt: str) -> str | None:
+    if data.get("stream_format") is None:
+        return None
+    stream_format = _string(data, "stream_format")
+    if stream_format not in STREAM_FORMATS:
+        raise _invalid("stream_format", f"stream_format {_shown(stream_format)} is unknown; use one of "
+                       f"{', '.join(STREAM_FORMATS)}", "unsupported_stream_format")
+    if stream_format == "sse" and fmt not in STREAMED_FORMATS:
+        raise _invalid("stream_format", f"stream_format 'sse' sends {' or '.join(STREAMED_FORMATS)} audio; "
+                       f"response_format {fmt!r} cannot be streamed (ask for it without stream_format)",
                        "unsupported_stream_format")
-    return str(stream_format)
+    return stream_format
 
 
 def _audio_budget(text: str, speed: float, rules: RequestRules) -> None:
@@ -244,6 +266,6 @@ def parse_speech_request(body: bytes, content_type: str | None, rules: RequestRu
     data = _json_object(body, content_type, rules)
     model, text, voice = _model(data, rules), _input(data, rules), _voice(data, rules)
     fmt, speed, seed = _format(data), _speed(data), _seed(data)
-    _stream_format(data)
+    stream_format = _stream_format(data, fmt)
     _audio_budget(text, speed, rules)
-    return SpeechRequest(model, text, voice, fmt, speed, seed)
+    return SpeechRequest(model, text, voice, fmt, speed, seed, stream_format)

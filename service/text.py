@@ -26,6 +26,12 @@ def split_sentences(text: str, max_chars: int = 300) -> list[str]:
     return _merge_short(chunks, max_chars)
 
 
+def split_first_sentence(chunk: str) -> list[str]:
+    """`chunk` as its first sentence and the rest (one item when it is one sentence): a
+    streamed answer's first audio waits for one sentence, not a whole chunk."""
+    return [part.strip() for part in _SENTENCE_END.split(chunk, maxsplit=1) if part.strip()]
+
+
 def _fit(sentence: str, max_chars: int) -> list[str]:
     if len(sentence) <= max_chars:
         return [sentence]

@@ -44,6 +44,7 @@ class Job(Future[T]):
         super().__init__()
         self.expires_at = expires_at  # time.monotonic() after which it is not started
         self.queued_at = time.monotonic()
+        self.started_at: float | None = None  # time.monotonic() when the worker began it
         self._abandoned = threading.Event()
 
     def abandon(self) -> None:
@@ -57,6 +58,11 @@ class Job(Future[T]):
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now > self.expires_at
+
+    @property
+    def queue_wait_s(self) -> float:
+        """How long it waited for the worker (so far, while it still waits)."""
+        return max(0.0, (self.started_at or time.monotonic()) - self.queued_at)
 
     def stop_if_abandoned(self) -> None:
         """For the job's own code, between steps (chunks)."""
@@ -151,6 +157,7 @@ class InferenceWorker:
             if self._dropped(job, time.monotonic()) or not job.set_running_or_notify_cancel():
                 continue
             self._busy.set()
+            job.started_at = time.monotonic()
             try:
                 job.set_result(fn(job))
             except Abandoned as exc:

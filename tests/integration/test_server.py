@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import functools
 import io
 import json
 import socket
@@ -58,6 +60,33 @@ def test_openai_client_gets_valid_speech(server):
     assert raw.headers["x-served-by"] == socket.gethostname()  # TTS_NODE_NAME unset
     mp3 = client.audio.speech.create(model="voxfleet-demo", voice="alloy", input="Default format is mp3.")
     assert decode(mp3.content)[1] == 44_100
+
+
+def test_openai_client_streams_raw_audio_and_sse_as_it_is_made(server):
+    """The first sentence's audio reaches the client long before the last; SSE carries the
+    same bytes as the raw stream (same seed, same audio)."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server.url + "/v1", api_key="not-needed", max_retries=0, timeout=60)
+    text = "Hello there. " + "The canary speaks sentence after sentence before it is promoted. " * 15
+    speech = functools.partial(client.audio.speech.with_streaming_response.create, model="tts-1", voice="alloy",
+                               input=text, response_format="pcm", extra_body={"seed": 11})
+    started = time.perf_counter()
+    with speech(stream_format="audio") as response:
+        assert response.headers["x-stream-format"] == "audio"
+        parts = []
+        for part in response.iter_bytes():
+            parts.append((time.perf_counter() - started, part))
+    first_s, total_s = parts[0][0], parts[-1][0]
+    raw = b"".join(part for _, part in parts)
+    assert len(parts) > 1 and first_s < total_s / 3, (first_s, total_s, len(parts))
+    assert len(raw) / 2 / 44_100 > 30  # all of it arrived: ~1,000 characters of speech
+
+    with speech(stream_format="sse") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [json.loads(line.removeprefix("data: ")) for line in response.iter_lines() if line]
+    assert [e["type"] for e in events[-2:]] == ["speech.audio.delta", "speech.audio.done"]
+    assert b"".join(base64.b64decode(e["audio"]) for e in events[:-1]) == raw
 
 
 def test_gradio_client_gets_valid_speech(server):
