@@ -10,6 +10,8 @@ What it measures, in one run:
   of 20, 200 and 1,000 characters at client concurrency 1 and 4; per row p50/p95/mean
   latency, requests per second, audio seconds per request and two real-time factors
   (server: X-Synthesis-Seconds / X-Audio-Duration; wall: client latency / audio);
+* time to first audio: the same sizes with stream_format "audio" (pcm), one at a time,
+  timed to the first audio bytes and the last, next to the unstreamed p50;
 * HTTP overhead: the same concurrency-1 texts synthesized by a direct in-process
   engine call (create_engine(verify_model_dir(dir)), .load(), .synthesize(text,
   "alloy", 1.0)), each paired with its API request (back to back, so both see the same
@@ -311,6 +313,61 @@ def run_api_row(base_url: str, model: str, texts: Sequence[str], concurrency: in
     return Row("api", len(texts[0]), concurrency, tuple(samples), wall)
 
 
+@dataclass(frozen=True)
+class StreamSample:
+    ok: bool
+    first_audio_s: float = 0.0  # from sending the request to holding the first audio bytes
+    total_s: float = 0.0  # ... to holding the last
+    error: str = ""
+
+
+def speak_streamed(client: httpx.Client, base_url: str, model: str, text: str) -> StreamSample:
+    """One request with stream_format "audio" (pcm), timed to its first audio byte and its last."""
+    body = {"model": model, "input": text, "voice": VOICE, "response_format": "pcm", "stream_format": "audio"}
+    started, first = time.perf_counter(), None
+    try:
+        with client.stream("POST", f"{base_url}{SPEECH_PATH}", json=body) as response:
+            if response.status_code != 200:
+                return StreamSample(False, error=f"HTTP {response.status_code}")
+            for part in response.iter_bytes():
+                if part and first is None:
+                    first = time.perf_counter() - started
+    except httpx.HTTPError as exc:
+        return StreamSample(False, error=type(exc).__name__)
+    if first is None:
+        return StreamSample(False, error="no audio")
+    return StreamSample(True, first, time.perf_counter() - started)
+
+
+def run_stream_rows(base_url: str, model: str, source: TextSource, lengths: Sequence[int], per_row: int,
+                    timeout_s: float) -> dict[int, list[StreamSample]]:
+    """Per input size, streamed requests one at a time (as the concurrency-1 API rows)."""
+    rows: dict[int, list[StreamSample]] = {}
+    with httpx.Client(timeout=timeout_s) as client:
+        for chars in lengths:
+            n = requests_for(chars, per_row)
+            progress(f"API streamed: {chars} chars x {n} at concurrency 1")
+            rows[chars] = [speak_streamed(client, base_url, model, text)
+                           for text in source.texts(chars, n, "streamed")]
+    return rows
+
+
+def streaming_table(streamed: dict[int, list[StreamSample]], rows: Sequence[Row]) -> str:
+    body = []
+    for chars, samples in streamed.items():
+        good = [s for s in samples if s.ok]
+        first = [s.first_audio_s * 1000 for s in good]
+        total = [s.total_s * 1000 for s in good]
+        whole = find_row(rows, "api", chars, 1)
+        whole_p50 = percentile(whole.latencies_ms(), 50) if whole else float("nan")
+        body.append([str(chars), f"{len(good)}/{len(samples)}", fmt(percentile(first, 50)), fmt(percentile(first, 95)),
+                     fmt(percentile(total, 50)), fmt(ratio(percentile(first, 50), percentile(total, 50)), 3),
+                     fmt(whole_p50), fmt(ratio(whole_p50, percentile(first, 50)), 1)])
+    headers = ["chars", "ok/n", "first audio p50 ms", "first audio p95 ms", "total p50 ms", "first/total",
+               "unstreamed p50 ms", "unstreamed/first"]
+    return format_table(headers, body, left=1)
+
+
 def warm_api(base_url: str, model: str, source: TextSource, lengths: Sequence[int], timeout_s: float) -> None:
     """One untimed request per input size, so lazy imports and first-call costs (such as
     the first large allocations) stay out of the rows."""
@@ -508,7 +565,10 @@ Notes
  [4] The server runs all synthesis on one inference thread, so concurrent requests queue: concurrency
      raises throughput only by overlapping HTTP, encoding and transfer with synthesis. The client, the
      server and the in-process engine share this machine's CPU cores (only one of them works at a time
-     in the concurrency-1 rows)."""
+     in the concurrency-1 rows).
+ [5] Streamed: the client's time to the first audio bytes and to the last. The server synthesizes the
+     first sentence on its own and sends it as soon as it passed the audio checks; "unstreamed" is the
+     concurrency-1 API row's p50 for the same input size (the whole WAV body)."""
 
 
 # -- driver ---------------------------------------------------------------------------------------------
@@ -585,7 +645,7 @@ def load_average() -> str:
 
 
 def report(args: argparse.Namespace, model_dir: Path, info: dict[str, object], cold: list[ColdStart],
-           rows: list[Row], elapsed_s: float, load_before: str) -> str:
+           rows: list[Row], streamed: dict[int, list[StreamSample]], elapsed_s: float, load_before: str) -> str:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     per_row = ", ".join(f"{c} chars: {requests_for(c, args.requests)}" for c in args.lengths)
     versions = sorted({s.model_version for r in rows if r.mode == "api" for s in r.good})
@@ -606,6 +666,9 @@ def report(args: argparse.Namespace, model_dir: Path, info: dict[str, object], c
         "",
         "Latency and throughput (API rows: server with the UI on, the default; direct: in-process engine) [1-4]",
         latency_table(rows),
+        "",
+        "Streamed (stream_format \"audio\", pcm, concurrency 1): time to first audio next to the whole answer [5]",
+        streaming_table(streamed, rows),
         "",
         "Ratios",
         ratios_section(cold, rows, args.lengths, args.concurrency),
@@ -649,6 +712,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for chars in args.lengths:
                 direct.synthesize(source.texts(chars, 1, "warm-direct")[0])
             rows = run_rows(server, str(info["name"]), source, args, direct)
+            streamed = run_stream_rows(server.url, str(info["name"]), source, args.lengths, args.requests,
+                                       args.timeout)
         except ServerError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -657,7 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 server.stop()
             direct.stop()
     rows.sort(key=lambda r: (r.chars, r.mode != "api", r.concurrency))
-    print(report(args, model_dir, info, cold, rows, time.perf_counter() - started, load_before))
+    print(report(args, model_dir, info, cold, rows, streamed, time.perf_counter() - started, load_before))
     return 0
 
 

@@ -277,7 +277,8 @@ async def _streamed(runtime: ModelRuntime, req: SpeechRequest, request: Request,
     request.state.queue_wait_s = job.queue_wait_s
     framing = StreamFraming(req.response_format, req.stream_format or "audio", runtime.manifest.sample_rate)
     headers |= {QUEUE_HEADER: f"{job.queue_wait_s:.3f}", STREAM_HEADER: framing.stream_format,
-                "X-First-Audio-Seconds": f"{first_audio_s:.3f}"}
+                "X-First-Audio-Seconds": f"{first_audio_s:.3f}",
+                "X-Accel-Buffering": "no"}  # nginx passes each piece on as it comes
 
     async def body() -> AsyncIterator[bytes]:
         try:

@@ -47,6 +47,9 @@ class Attempt:
     # How long the answer waited in the server's inference queue (its X-Queue-Seconds; nginx
     # keeps the last attempt's header only). None: not reported.
     queue_wait_s: float | None = None
+    # A streamed answer's headers leave with its first audio, so nginx's upstream_header_time
+    # is its time to first audio. None: not a streamed answer (no X-Stream-Format), or no headers.
+    first_audio_s: float | None = None
 
     @property
     def service_time_s(self) -> float | None:
@@ -55,6 +58,13 @@ class Attempt:
         if self.response_time_s is None or self.queue_wait_s is None:
             return self.response_time_s
         return max(0.0, self.response_time_s - self.queue_wait_s)
+
+    @property
+    def first_audio_service_s(self) -> float | None:
+        """Time to first audio less the queue wait, as service_time_s is to the response time."""
+        if self.first_audio_s is None or self.queue_wait_s is None:
+            return self.first_audio_s
+        return max(0.0, self.first_audio_s - self.queue_wait_s)
 
     @property
     def is_success(self) -> bool:
@@ -160,6 +170,7 @@ def _attempts(obj: dict[str, Any], request_id: str, time: datetime, status: int,
     addresses = [] if addr_field in _NONE else _split(addr_field)
     statuses = [_status(t) for t in _split(_text(obj, "upstream_status", required=False))]
     times = [_seconds(t) for t in _split(_text(obj, "upstream_response_time", required=False))]
+    header_times = [_seconds(t) for t in _split(_text(obj, "upstream_header_time", required=False))]
     if addresses:
         # A lone "-" stands for the only attempt; otherwise nginx keeps the lists aligned.
         statuses = statuses or [None]
@@ -168,6 +179,8 @@ def _attempts(obj: dict[str, Any], request_id: str, time: datetime, status: int,
             raise MalformedLine(f"{len(addresses)} upstream addresses but {len(statuses)} statuses "
                                 f"and {len(times)} response times")
     queue_wait = _queue_wait(obj.get("upstream_queue_time"))
+    streamed = isinstance(obj.get("stream_format"), str) and obj["stream_format"].strip() not in _NONE
+    first_audio = header_times[-1] if streamed and len(header_times) == len(addresses) else None
     attempts = []
     for i, address in enumerate(addresses):
         last = i == len(addresses) - 1
@@ -177,7 +190,8 @@ def _attempts(obj: dict[str, Any], request_id: str, time: datetime, status: int,
         shed = code in SHED_STATUSES
         is_error = (code >= 500 and not shed) if code is not None else not (last and status == CLIENT_CLOSED)
         attempts.append(Attempt(request_id, time, address, code, times[i], is_error, last, uri, shed=shed,
-                                queue_wait_s=queue_wait if last else None))
+                                queue_wait_s=queue_wait if last else None,
+                                first_audio_s=first_audio if last else None))
     return tuple(attempts)
 
 

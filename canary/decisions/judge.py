@@ -19,6 +19,11 @@ Two metrics, each pass / fail / inconclusive with the numbers behind it:
   one of three hosts, a 50% one), and queueing behind that load is the host's, not the
   version's; the p95 cap is on the whole response time, what clients wait.
 
+- first audio (streamed 2xx answers only, once the canary has LATENCY_MIN_N of them in the
+  window): the same Mann–Whitney test and settling as latency, on nginx's upstream header
+  time less the queue wait, gated on policy.ttfa_max_ratio of the medians. A streamed
+  answer's headers leave with its first audio, so that is the version's time to first audio.
+
 - shed: the share of attempts each version refused for load (429, 503). A version that
   sheds more than the other (the same SPRT on attribution) while carrying no more load per
   unit of capacity fails; under more load than the other it is only inconclusive.
@@ -372,6 +377,40 @@ def judge_latency(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: 
                          f"p95 {_secs(p95)} ≤ {_secs(cap_s)}", numbers)
 
 
+def judge_first_audio(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: Policy, looks: int = 1,
+                      canary_from: datetime | None = None, stable_from: datetime | None = None
+                      ) -> MetricVerdict | None:
+    """Time to first audio of streamed answers, canary against stable; None (not judged)
+    while the canary has fewer than LATENCY_MIN_N of them: most clients may not stream."""
+    def first_audio(attempts: Sequence[Attempt], since: datetime | None) -> np.ndarray:
+        return np.array([a.first_audio_service_s for a in settled(attempts, since)
+                         if a.is_success and a.first_audio_service_s is not None], dtype=float)
+
+    c, s = first_audio(canary, canary_from), first_audio(stable, stable_from)
+    if len(c) < LATENCY_MIN_N:
+        return None
+    max_ratio, min_effect_s = policy.ttfa_max_ratio, policy.latency_min_effect_ms / 1000.0
+    numbers: dict[str, Any] = {"n": len(c), "stable_n": len(s), "max_ratio": max_ratio,
+                               "median_s": float(np.median(c)), "look": max(1, looks)}
+    if len(s) < LATENCY_MIN_N:
+        return MetricVerdict("first_audio", "inconclusive",
+                             f"no baseline: only {len(s)} streamed stable answers", numbers)
+    med_c, med_s = float(np.median(c)), float(np.median(s))
+    ratio = med_c / max(med_s, LOG_RESOLUTION_S)
+    u, z, p = mann_whitney_greater(c, s)
+    alpha = latency_alpha(looks)
+    numbers.update(stable_median_s=med_s, median_ratio=ratio, mann_whitney_u=u, z=z, p_value=p, alpha=alpha)
+    medians = f"median time to first audio {_secs(med_c)} vs stable {_secs(med_s)} (×{ratio:.2f}"
+    slower = ratio > max_ratio and med_c - med_s > min_effect_s
+    if slower and p < alpha:
+        return MetricVerdict("first_audio", "fail", f"canary's first audio later: {medians} > ×{max_ratio:g}, "
+                             f"Mann–Whitney p={p:.2g} < α={alpha:.2g})", numbers)
+    if slower:
+        return MetricVerdict("first_audio", "inconclusive", f"canary's first audio may be later: {medians} > "
+                             f"×{max_ratio:g}, not significant yet: p={p:.2g} ≥ α={alpha:.2g})", numbers)
+    return MetricVerdict("first_audio", "pass", f"{medians}, p={p:.2g}) over {len(c)} streamed answers", numbers)
+
+
 def _not_client_faults(attempts: Sequence[Attempt]) -> list[Attempt]:
     return [a for a in attempts if not a.client_fault]
 
@@ -419,8 +458,10 @@ def judge(canary: Sequence[Attempt], stable: Sequence[Attempt], policy: Policy, 
     `load_ratio`: the canary side's load per unit of capacity ÷ stable's;
     `canary_from`/`stable_from`: when each side's latency starts being judged (judge_latency).
     """
+    first_audio = judge_first_audio(canary, stable, policy, looks, canary_from, stable_from)
     metrics = (judge_errors(canary, stable, policy),
                judge_latency(canary, stable, policy, looks, canary_from, stable_from),
+               *([first_audio] if first_audio is not None else []),
                judge_shedding(canary, stable, policy, load_ratio))
     return overall(metrics)
 

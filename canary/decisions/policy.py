@@ -45,6 +45,10 @@ class Policy:
     # a slower median fails only when it is also this much slower in absolute terms.
     latency_settle_s: int = 30
     latency_min_effect_ms: int = 20
+    # Streamed answers (stream_format): the canary's median time to first audio at most this ×
+    # stable's. Judged once a step has LATENCY_MIN_N streamed canary answers; a fleet whose
+    # clients do not stream is judged as before.
+    ttfa_max_ratio: float = 1.5
     batch_size: int = 1  # at most this many hosts are switched at a time
     # A host may carry up to (1 + canary_headroom) × its share of the fleet's capacity while
     # others are switched or judged: 0.5 keeps every host at or below its capacity while the
@@ -163,7 +167,8 @@ VALIDATORS: dict[str, Validator] = {
     "steps": _steps, "dwell_s": _integer(0), "min_requests": _integer(1), "interval_s": _integer(1),
     "step_max_s": _integer(1), "inconclusive_action": _one_of("pause", "fail"),
     "consecutive_failures": _integer(1), "max_error_rate": _number(0.0, 1.0), "max_p95_ms": _integer(1),
-    "latency_max_ratio": _number(1.0, 100.0), "latency_settle_s": _integer(0), "latency_min_effect_ms": _integer(0), "batch_size": _integer(1), "canary_hosts": _host_names,
+    "latency_max_ratio": _number(1.0, 100.0), "latency_settle_s": _integer(0), "latency_min_effect_ms": _integer(0),
+    "ttfa_max_ratio": _number(1.0, 100.0), "batch_size": _integer(1), "canary_hosts": _host_names,
     "canary_headroom": _number(0.0, 10.0), "capacity_unit_rps": _number(0.0, 1e6),
     "health_timeout_s": _integer(60), "promotion_window": _window, "promotion_timezone": _timezone,
     "promotion_weekdays": _weekdays, "promotion_not_before": _instant, "notify_url": _url,

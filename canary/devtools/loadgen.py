@@ -51,6 +51,7 @@ class Outcome:
     url: str = ""  # the LB it went through
     host: str = ""  # the host that answered (X-Served-By)
     session: str = ""  # the X-Session-Id it carried ("" none)
+    streamed: bool = False  # it asked for stream_format "audio"
 
     @property
     def shed(self) -> bool:
@@ -94,7 +95,8 @@ class LoadResult:
     def summary(self) -> str:
         versions = ", ".join(f"{v} {n}" for v, n in sorted(self.by_version().items()))
         retried = sum(1 for o in self.outcomes if o.retried)
-        return (f"{len(self.outcomes)} requests, {len(self.failed)} failed ({len(self.shed)} shed with 429/503), "
+        streamed = sum(1 for o in self.outcomes if o.streamed)
+        return (f"{len(self.outcomes)} requests ({streamed} streamed), {len(self.failed)} failed ({len(self.shed)} shed with 429/503), "
                 f"{retried} retried on a dropped keep-alive connection; p95 {self.p95_s():.2f} s; "
                 f"answered by: {versions or 'none'}")
 
@@ -107,9 +109,12 @@ def closed_unanswered(exc: Exception) -> bool:
 
 class LoadGenerator:
     def __init__(self, url: str | Sequence[str], rps: float = 4.0, max_in_flight: int = 256,
-                 timeout_s: float = 60.0, voice: str | None = None, sessions: int = 0) -> None:
+                 timeout_s: float = 60.0, voice: str | None = None, sessions: int = 0,
+                 stream_every: int = 4) -> None:
         """`sessions` > 0: request i carries X-Session-Id s<i mod sessions>, as that many
-        clients each keeping one session would, each round of keys through the next LB."""
+        clients each keeping one session would, each round of keys through the next LB.
+        `stream_every` > 0: every such request asks for its audio streamed, as a voice
+        assistant's client would (the canary's time to first audio is judged from them)."""
         self.urls = [url] if isinstance(url, str) else list(url)
         for target in self.urls:
             host = httpx.URL(target).host
@@ -118,7 +123,7 @@ class LoadGenerator:
         self.urls = [u.rstrip("/") for u in self.urls]
         self.rps, self.max_in_flight, self.timeout_s = rps, max_in_flight, timeout_s
         self.voice = voice or model_voice(self.urls[0])  # the model's first voice, as its /version says
-        self.sessions = sessions
+        self.sessions, self.stream_every = sessions, stream_every
         self.result = LoadResult()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -132,6 +137,9 @@ class LoadGenerator:
         reload, their close not yet seen."""
         started = time.time()
         body = {"model": "tts-1", "input": text_for(i), "voice": self.voice, "response_format": "pcm"}
+        streamed = bool(self.stream_every) and i % self.stream_every == self.stream_every - 1
+        if streamed:
+            body["stream_format"] = "audio"
         session = f"s{i % self.sessions}" if self.sessions else ""
         headers = {"X-Session-Id": session} if session else {}
         retried = ""
@@ -156,7 +164,7 @@ class LoadGenerator:
                 error = "" if status == 200 else response.text[:200]
             break
         self.result.outcomes.append(Outcome(i, started, status, version, time.time() - started, error, retried, url,
-                                            host, session))
+                                            host, session, streamed))
 
     async def _run(self, duration_s: float, max_requests: int) -> None:
         limits = httpx.Limits(max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight)

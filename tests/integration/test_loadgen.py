@@ -3,6 +3,7 @@ connection dropped before any response is retried once (and recorded), nothing e
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.integration
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Model-Version: v1.3.0\r\n\r\nok"
 
 
-def read_request(conn: socket.socket) -> None:
+def read_request(conn: socket.socket) -> bytes:
     """Read the whole request, headers and body, which may come in several segments:
     closing a socket with unread bytes sends a reset, not the quiet close under test."""
     data = b""
@@ -26,18 +27,21 @@ def read_request(conn: socket.socket) -> None:
                    if line.lower().startswith(b"content-length:")), 0)
     while len(body) < length:
         body += conn.recv(65536) or pytest.fail(f"client closed mid-body: {body!r}")
+    return body
 
 
-def serve(answers: list[bytes | None]) -> str:
+def serve(answers: list[bytes | None], bodies: list[bytes] | None = None) -> str:
     """A one-connection-at-a-time server: each accepted connection gets the next answer
-    (None: read the request, then close without a word)."""
+    (None: read the request, then close without a word); `bodies` gets each request's body."""
     listener = socket.create_server(("127.0.0.1", 0))
 
     def run() -> None:
         for answer in answers:
             conn, _ = listener.accept()
             with conn:
-                read_request(conn)
+                body = read_request(conn)
+                if bodies is not None:
+                    bodies.append(body)
                 if answer is not None:
                     conn.sendall(answer)
                     conn.shutdown(socket.SHUT_WR)
@@ -144,3 +148,13 @@ def test_the_bound_on_requests_in_flight_is_a_counted_failure():
     result = LoadGenerator(slow_server(1.0), rps=20, max_in_flight=5, voice="alloy").run(duration_s=0.5)
     refused = [o for o in result.outcomes if "requests in flight already" in o.error]
     assert len(result.outcomes) == 10 and len(refused) == 5 and len(result.failed) == 5
+
+
+def test_every_fourth_request_asks_for_its_audio_streamed():
+    bodies: list[bytes] = []
+    result = LoadGenerator(serve([OK] * 8, bodies), rps=5, max_in_flight=8, voice="alloy").run(duration_s=10,
+                                                                                               max_requests=8)
+    asked = [json.loads(body).get("stream_format") for body in bodies]
+    assert asked.count("audio") == 2 and asked.count(None) == 6 and not result.failed, (asked, result.summary())
+    assert [o.i for o in result.outcomes if o.streamed] == [3, 7]
+    assert "8 requests (2 streamed), 0 failed" in result.summary()

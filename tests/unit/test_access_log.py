@@ -159,3 +159,17 @@ def test_the_last_attempts_queue_wait_is_read_and_anything_odd_is_not_reported()
     for odd in ("-", "", "soon", "-1", "inf"):
         (only,) = parse_line(line(upstream_queue_time=odd)).attempts
         assert only.queue_wait_s is None and only.service_time_s == only.response_time_s
+
+
+def test_a_streamed_answers_header_time_is_its_time_to_first_audio_less_its_queue_wait():
+    request = parse_line(line(upstream_header_time="0.040", stream_format="audio", upstream_queue_time="0.015"))
+    (attempt,) = request.attempts
+    assert attempt.first_audio_s == 0.04 and attempt.first_audio_service_s == pytest.approx(0.025)
+    retried = parse_line(line(upstream_addr=f"{CANARY}, {STABLE}", upstream_status="500, 200",
+                              upstream_response_time="0.010, 0.900", upstream_header_time="0.010, 0.120",
+                              stream_format="sse"))
+    assert [a.first_audio_s for a in retried.attempts] == [None, 0.12]  # the header is the last attempt's
+    whole = parse_line(line(upstream_header_time="0.250", stream_format=""))
+    assert whole.attempts[0].first_audio_s is None  # not streamed: its headers left with all of its audio
+    with pytest.raises(MalformedLine, match="response time"):
+        parse_line(line(upstream_header_time="soon", stream_format="audio"))

@@ -408,3 +408,42 @@ def test_latency_compares_time_in_service_so_a_busier_canary_host_is_not_called_
     # the p95 cap is on the whole response time: a long queue is still what clients wait
     capped = metric(judge(queued(canary, 40.0), stable, POLICY, looks=5), "latency")
     assert capped.verdict == "fail" and "p95" in capped.reason
+
+
+# ---- time to first audio of streamed answers ------------------------------------------
+
+
+def streamed(attempts: list[Attempt], first_audio_s: float, every: int = 1) -> list[Attempt]:
+    """Every `every`-th answer streamed, its first audio after about `first_audio_s`."""
+    return [replace(a, first_audio_s=round(first_audio_s * (0.8 + 0.4 * (i % 7) / 6), 3))
+            if i % every == 0 and a.is_success else a for i, a in enumerate(attempts)]
+
+
+def test_a_later_first_audio_fails_though_the_whole_answers_are_as_fast():
+    canary = streamed(sample(40, CANARY, 400, median_s=0.8), first_audio_s=0.3, every=4)
+    stable = streamed(sample(41, STABLE, 2000, median_s=0.8), first_audio_s=0.1, every=4)
+    verdict = judge(canary, stable, POLICY, looks=3)
+    first_audio = metric(verdict, "first_audio")
+    assert verdict.verdict == "fail" and first_audio.verdict == "fail", verdict.summary
+    assert metric(verdict, "latency").verdict == "pass"
+    assert first_audio.numbers["median_ratio"] == pytest.approx(3.0, rel=0.1)
+    assert "first audio later" in verdict.summary
+
+
+def test_first_audio_as_stable_passes_and_queue_wait_is_not_the_versions():
+    canary = streamed(sample(42, CANARY, 400), first_audio_s=0.1, every=4)
+    canary = [replace(a, first_audio_s=a.first_audio_s + 2.0, queue_wait_s=2.0) if a.first_audio_s else a
+              for a in canary]  # the canary's host was busier: its answers queued, then were as quick
+    stable = streamed(sample(43, STABLE, 2000), first_audio_s=0.1, every=4)
+    first_audio = metric(judge(canary, stable, POLICY, looks=3), "first_audio")
+    assert first_audio.verdict == "pass" and first_audio.numbers["n"] == 100, first_audio.reason
+
+
+def test_first_audio_is_not_judged_until_the_canary_has_enough_streamed_answers():
+    stable = streamed(sample(44, STABLE, 2000), first_audio_s=0.1, every=4)
+    few = streamed(sample(45, CANARY, 400), first_audio_s=5.0, every=25)  # 16 streamed answers
+    assert "first_audio" not in {m.metric for m in judge(few, stable, POLICY).metrics}
+    unstreamed_stable = sample(46, STABLE, 2000)
+    enough = streamed(sample(45, CANARY, 400), first_audio_s=0.1, every=4)
+    no_baseline = metric(judge(enough, unstreamed_stable, POLICY), "first_audio")
+    assert no_baseline.verdict == "inconclusive" and "only 0 streamed stable answers" in no_baseline.reason

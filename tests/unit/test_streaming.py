@@ -60,6 +60,7 @@ def test_raw_audio_streams_its_first_sentence_alone_and_says_so(client):
     assert streamed.status_code == whole.status_code == 200
     assert chunks[0][0] == "Hello there." and chunks[1][0].startswith("Hello there. The canary")
     assert streamed.headers["x-stream-format"] == "audio" and "x-stream-format" not in whole.headers
+    assert streamed.headers["x-accel-buffering"] == "no"
     assert streamed.headers["content-type"] == whole.headers["content-type"] == "audio/pcm"
     assert streamed.headers["x-seed"] == whole.headers["x-seed"] == "7"
     assert float(streamed.headers["x-first-audio-seconds"]) >= 0
