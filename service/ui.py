@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("service.ui")
 UPLOAD_LIMIT_BYTES = 1
+STREAM_PLAYER = Path(__file__).with_name("static") / "stream_player.js"
 
 
 def build_ui(runtime: ModelRuntime) -> gr.Blocks:
@@ -65,9 +67,17 @@ def build_ui(runtime: ModelRuntime) -> gr.Blocks:
         with gr.Row():
             voice = gr.Dropdown(choices=list(manifest.voices), value=manifest.voices[0], label="Voice")
             speed = gr.Slider(MIN_SPEED, MAX_SPEED, value=1.0, step=0.05, label="Speed")
-        button = gr.Button("Speak", variant="primary")
+        with gr.Row():
+            button = gr.Button("Speak", variant="primary")
+            # Played in the browser as it arrives (service/static/stream_player.js), from the
+            # speech API: the first sentence is heard while the rest is still being made.
+            streamed = gr.Button("Speak as it is made")
         audio = gr.Audio(label="Speech", type="numpy", format="wav", interactive=False)
+        stream_status = gr.Markdown(elem_id="voxfleet-stream-status")
         button.click(synthesize, inputs=[text, voice, speed], outputs=audio, api_name="synthesize")
+        streamed.click(None, inputs=[text, voice, speed], outputs=stream_status,
+                       js=f"(text, voice, speed) => window.voxfleetSpeakStreamed({json.dumps(manifest.name)}, "
+                          "text, voice, speed)")
     ui.queue(max_size=settings.ui_queue, default_concurrency_limit=1)
     return ui
 
@@ -78,7 +88,8 @@ def ui_app(runtime: ModelRuntime, path: str) -> FastAPI:
 
     # The UI's only input is text: Gradio's upload route takes nothing (413).
     return gr.mount_gradio_app(FastAPI(openapi_url=None, docs_url=None, redoc_url=None), build_ui(runtime),
-                               path=path, footer_links=["api"], max_file_size=UPLOAD_LIMIT_BYTES)
+                               path=path, footer_links=["api"], max_file_size=UPLOAD_LIMIT_BYTES,
+                               head=f"<script>{STREAM_PLAYER.read_text()}</script>")
 
 
 class UiOnFirstVisit:

@@ -33,7 +33,7 @@ def test_streamed_speech_passes_every_lb_unbuffered_and_its_first_audio_is_logge
             streamed_ids.append(response.headers["x-request-id"])
             assert response.headers["x-stream-format"] == "audio" and "x-accel-buffering" not in response.headers
         first_s, total_s = arrivals[0][0], arrivals[-1][0]
-        assert first_s < total_s / 3, (url, first_s, total_s, len(arrivals))  # buffered, they would be equal
+        assert first_s < total_s / 2, (url, first_s, total_s, len(arrivals))  # buffered, they would be equal
         with speech(stream_format="sse") as response:
             events = [json.loads(line.removeprefix("data: ")) for line in response.iter_lines() if line]
             streamed_ids.append(response.headers["x-request-id"])
@@ -53,5 +53,5 @@ def test_streamed_speech_passes_every_lb_unbuffered_and_its_first_audio_is_logge
         for request_id in streamed_ids[-2:]:
             last = logged[request_id].attempts[-1]
             assert last.first_audio_s is not None and last.response_time_s is not None, (url, last)
-            assert last.first_audio_s < last.response_time_s / 3, (url, last)
+            assert last.first_audio_s < last.response_time_s / 2, (url, last)
         assert logged[whole_id].attempts[-1].first_audio_s is None

@@ -79,7 +79,7 @@ def test_openai_client_streams_raw_audio_and_sse_as_it_is_made(server):
             parts.append((time.perf_counter() - started, part))
     first_s, total_s = parts[0][0], parts[-1][0]
     raw = b"".join(part for _, part in parts)
-    assert len(parts) > 1 and first_s < total_s / 3, (first_s, total_s, len(parts))
+    assert len(parts) > 1 and first_s < total_s / 2, (first_s, total_s, len(parts))  # buffered: equal
     assert len(raw) / 2 / 44_100 > 30  # all of it arrived: ~1,000 characters of speech
 
     with speech(stream_format="sse") as response:
