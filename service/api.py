@@ -274,6 +274,7 @@ async def _streamed(runtime: ModelRuntime, req: SpeechRequest, request: Request,
     assert first is not None  # a synthesis that ended well made at least one piece
     first_audio_s = time.perf_counter() - started
     runtime.metrics.first_audio.observe(first_audio_s)
+    runtime.metrics.first_audio_service.observe(max(0.0, first_audio_s - job.queue_wait_s))
     request.state.queue_wait_s = job.queue_wait_s
     framing = StreamFraming(req.response_format, req.stream_format or "audio", runtime.manifest.sample_rate)
     headers |= {QUEUE_HEADER: f"{job.queue_wait_s:.3f}", STREAM_HEADER: framing.stream_format,

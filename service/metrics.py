@@ -38,6 +38,9 @@ class ServiceMetrics:
         self.first_audio = Histogram("tts_time_to_first_audio_seconds", "Streamed speech: from the request's "
                                      "arrival to its first audio ready to send (queue wait included)",
                                      buckets=LATENCY_BUCKETS, registry=r)
+        self.first_audio_service = Histogram("tts_time_to_first_audio_service_seconds", "Streamed speech's time "
+                                             "to first audio less its wait in the inference queue: the version's "
+                                             "own, whatever the host's load", buckets=LATENCY_BUCKETS, registry=r)
         self.audio_seconds = Counter("tts_audio_seconds", "Seconds of audio produced", registry=r)
         self.rtf = Histogram("tts_real_time_factor", "Synthesis time divided by audio duration",
                              buckets=RTF_BUCKETS, registry=r)

@@ -20,6 +20,7 @@ from canary.decisions.prometheus_evidence import (
     SERVICE_HISTOGRAM,
     PrometheusDataError,
     VersionTotals,
+    first_audio_query,
     latency_query,
     status_query,
     totals_from,
@@ -66,12 +67,15 @@ class PrometheusSource:
         successful answers' latency from `latency_since` (default: `since`)."""
         latency_window = until - (since if latency_since is None else latency_since)
 
-        def histogram(name: str) -> list[dict[str, Any]]:
-            return self.query(latency_query(versions, latency_window, name), until) if latency_window > 0 else []
+        def histogram(query: str) -> list[dict[str, Any]]:
+            return self.query(query, until) if latency_window > 0 else []
 
         try:
-            return totals_from(self.query(status_query(versions, until - since), until),
-                               histogram(RESPONSE_HISTOGRAM), versions, histogram(SERVICE_HISTOGRAM))
+            statuses = self.query(status_query(versions, until - since), until)
+            response, service = (histogram(latency_query(versions, latency_window, name))
+                                 for name in (RESPONSE_HISTOGRAM, SERVICE_HISTOGRAM))
+            first_audio = histogram(first_audio_query(versions, latency_window))
+            return totals_from(statuses, response, versions, service, first_audio)
         except PrometheusDataError as exc:
             raise PrometheusUnavailable(f"Prometheus at {self.url}: {exc}") from None
 

@@ -12,7 +12,9 @@ What the access log sees and Prometheus does not: attempts that never reached a 
 Latency from Prometheus is a histogram, not samples: medians and p95 are interpolated
 within buckets (as `histogram_quantile` does), and there is no rank test; a slower median
 must also clear `latency_min_effect_ms`, and the controller's `consecutive_failures`
-confirms it.
+confirms it. Streamed answers' time to first audio less the queue wait
+(`tts_time_to_first_audio_service_seconds`) is judged like latency, once the canary has
+LATENCY_MIN_N of them.
 """
 
 from __future__ import annotations
@@ -52,12 +54,19 @@ def status_query(versions: Sequence[str], window_s: float) -> str:
 
 RESPONSE_HISTOGRAM = "tts_request_duration_seconds"
 SERVICE_HISTOGRAM = "tts_request_service_seconds"  # less the queue wait: compared across versions
+FIRST_AUDIO_HISTOGRAM = "tts_time_to_first_audio_service_seconds"  # streamed answers, less the queue wait
 
 
 def latency_query(versions: Sequence[str], window_s: float, histogram: str = RESPONSE_HISTOGRAM) -> str:
     """Successful (2xx) speech requests' `histogram` buckets by version over the window."""
     return (f'sum by (version, le) (increase({histogram}_bucket{{route="{SPEECH_ROUTE}",'
             f'outcome="2xx"}}[{_window(window_s)}]) {_by_version(versions)})')
+
+
+def first_audio_query(versions: Sequence[str], window_s: float) -> str:
+    """Streamed answers' time to first audio (less the queue wait) buckets by version over the window."""
+    return (f'sum by (version, le) (increase({FIRST_AUDIO_HISTOGRAM}_bucket[{_window(window_s)}]) '
+            f'{_by_version(versions)})')
 
 
 def _by_version(versions: Sequence[str]) -> str:
@@ -77,6 +86,7 @@ class VersionTotals:
     by_status: Mapping[int, float]
     latency_buckets: tuple[tuple[float, float], ...] = ()
     service_buckets: tuple[tuple[float, float], ...] = ()
+    first_audio_buckets: tuple[tuple[float, float], ...] = ()  # streamed answers only
 
     def _count(self, wanted: Iterable[int]) -> int:
         codes = set(wanted)
@@ -105,7 +115,8 @@ class VersionTotals:
 
 
 def totals_from(status_result: Sequence[Mapping[str, Any]], latency_result: Sequence[Mapping[str, Any]],
-                versions: Sequence[str], service_result: Sequence[Mapping[str, Any]] = ()) -> dict[str, VersionTotals]:
+                versions: Sequence[str], service_result: Sequence[Mapping[str, Any]] = (),
+                first_audio_result: Sequence[Mapping[str, Any]] = ()) -> dict[str, VersionTotals]:
     """Each of `versions`' totals from the queries' instant-vector results (a version with
     no series gets empty totals: no data, never a pass)."""
     statuses: dict[str, dict[int, float]] = {v: {} for v in versions}
@@ -114,7 +125,8 @@ def totals_from(status_result: Sequence[Mapping[str, Any]], latency_result: Sequ
         if version in statuses and status.isdigit():
             statuses[version][int(status)] = statuses[version].get(int(status), 0.0) + _value(series)
     latency, service = _histograms(latency_result, versions), _histograms(service_result, versions)
-    return {v: VersionTotals(v, statuses[v], latency[v], service[v]) for v in versions}
+    first_audio = _histograms(first_audio_result, versions)
+    return {v: VersionTotals(v, statuses[v], latency[v], service[v], first_audio[v]) for v in versions}
 
 
 def _histograms(result: Sequence[Mapping[str, Any]],
@@ -213,11 +225,37 @@ def judge_latency_histograms(canary: VersionTotals, stable: VersionTotals, polic
                          f"{policy.latency_min_effect_ms} ms, p95 {p95:.3f} s ≤ {cap_s:.3f} s", numbers)
 
 
+def judge_first_audio_histograms(canary: VersionTotals, stable: VersionTotals, policy: Policy) -> MetricVerdict | None:
+    """Streamed answers' median time to first audio from the histograms; None (not judged)
+    while the canary has fewer than LATENCY_MIN_N of them, as on the access log."""
+    n = round(canary.first_audio_buckets[-1][1]) if canary.first_audio_buckets else 0
+    ns = round(stable.first_audio_buckets[-1][1]) if stable.first_audio_buckets else 0
+    if n < LATENCY_MIN_N:
+        return None
+    median, max_ratio = quantile(0.5, canary.first_audio_buckets), policy.ttfa_max_ratio
+    numbers: dict[str, Any] = {"n": n, "stable_n": ns, "max_ratio": max_ratio, "median_s": median,
+                               "from": "histogram"}
+    if ns < LATENCY_MIN_N:
+        return MetricVerdict("first_audio", "inconclusive", f"no baseline: only {ns} streamed stable answers "
+                             "in Prometheus", numbers)
+    stable_median = quantile(0.5, stable.first_audio_buckets)
+    assert median is not None and stable_median is not None  # n, ns > 0
+    ratio = median / max(stable_median, 0.001)
+    numbers.update(stable_median_s=stable_median, median_ratio=ratio)
+    medians = f"median time to first audio {median:.3f} s vs stable {stable_median:.3f} s (×{ratio:.2f}, histograms)"
+    if ratio > max_ratio and median - stable_median > policy.latency_min_effect_ms / 1000.0:
+        return MetricVerdict("first_audio", "fail", f"canary's first audio later: {medians} > ×{max_ratio:g}",
+                             numbers)
+    return MetricVerdict("first_audio", "pass", f"{medians} over {n} streamed answers", numbers)
+
+
 def judge_totals(canary: VersionTotals, stable: VersionTotals, policy: Policy, load_ratio: float = 1.0) -> Verdict:
     """The judge's verdict on Prometheus' totals: the same error-rate and shed tests as on
     the access log (they need counts only), latency from the histograms."""
+    first_audio = judge_first_audio_histograms(canary, stable, policy)
     metrics = (judge_error_counts(canary.trials, canary.errors, stable.trials, stable.errors, canary.shed, policy),
                judge_latency_histograms(canary, stable, policy),
+               *([first_audio] if first_audio is not None else []),
                judge_shed_counts(canary.trials + canary.shed, canary.shed, stable.trials + stable.shed, stable.shed,
                                  canary.trials, policy, load_ratio))
     return overall(metrics, "prometheus")

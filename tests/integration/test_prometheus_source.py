@@ -70,7 +70,7 @@ def test_an_answer_of_another_type_or_without_labels_is_refused(fake_prometheus)
     answers.append((200, {"status": "success", "data": {"resultType": "matrix", "result": []}}))
     with pytest.raises(PrometheusUnavailable, match="answered a 'matrix'"):
         PrometheusSource(url).query("up[1m]", 0)
-    answers.extend([vector({"metric": {"status": "200"}, "value": [0, "3"]}), vector(), vector()])
+    answers.extend([vector({"metric": {"status": "200"}, "value": [0, "3"]}), vector(), vector(), vector()])
     with pytest.raises(PrometheusUnavailable, match="a series without a 'version' label"):
         PrometheusSource(url).totals(["v1.3.0"], 0, 60)
 
@@ -79,13 +79,15 @@ def test_totals_ask_for_the_stage_window_at_its_end(fake_prometheus):
     url, answers, queries = fake_prometheus
     answers.append(vector({"metric": {"version": "v1.3.0", "status": "200"}, "value": [100, "41.5"]},
                           {"metric": {"version": "v1.3.0", "status": "503"}, "value": [100, "2"]}))
-    for _ in ("response", "service"):
+    for _ in ("response", "service", "first audio"):
         answers.append(vector({"metric": {"version": "v1.3.0", "le": "0.05"}, "value": [100, "30"]},
                               {"metric": {"version": "v1.3.0", "le": "+Inf"}, "value": [100, "40"]}))
     got = PrometheusSource(url).totals(["v1.3.0", "v1.2.0"], 1000.0, 1060.0, latency_since=1030.0)
     assert (got["v1.3.0"].trials, got["v1.3.0"].shed, got["v1.3.0"].successes) == (42, 2, 40)
     assert got["v1.3.0"].service_buckets == got["v1.3.0"].latency_buckets and got["v1.2.0"].trials == 0
-    assert [q["time"] for q in queries] == [["1060.000"]] * 3
+    assert got["v1.3.0"].first_audio_buckets == got["v1.3.0"].latency_buckets
+    assert [q["time"] for q in queries] == [["1060.000"]] * 4
     asked = [q["query"][0] for q in queries]
     assert "[60s]" in asked[0] and "tts_request_duration_seconds_bucket" in asked[1] and "[30s]" in asked[1]
     assert "tts_request_service_seconds_bucket" in asked[2]
+    assert "tts_time_to_first_audio_service_seconds_bucket" in asked[3] and "[30s]" in asked[3]

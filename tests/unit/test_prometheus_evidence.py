@@ -4,6 +4,7 @@ judge on totals (error rate and shed from counts, latency from histograms)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -12,6 +13,7 @@ from canary.decisions.prometheus_evidence import (
     PrometheusDataError,
     VersionTotals,
     both,
+    first_audio_query,
     judge_totals,
     latency_query,
     quantile,
@@ -107,3 +109,20 @@ def test_a_canary_busier_than_stable_is_compared_by_time_in_service():
     verdict = judge_totals(busy, stable, POLICY)  # ...but the same time in service
     assert verdict.verdict == "pass" and "median in service" in verdict.summary, verdict.summary
     assert judge_totals(queued, stable, POLICY).verdict == "fail"  # no service histogram: response times
+
+
+def test_streamed_answers_first_audio_is_judged_from_its_histogram_once_there_are_enough():
+    def with_first_audio(version: str, answers: int, seconds: float) -> VersionTotals:
+        spread = [seconds * (0.8 + 0.4 * i / max(1, answers - 1)) for i in range(answers)]
+        return replace(totals(version, 200), first_audio_buckets=histogram(spread))
+
+    stable = with_first_audio("v1.2.0", 200, 0.05)
+    later = judge_totals(with_first_audio("v1.3.0", 40, 0.2), stable, POLICY)
+    first_audio = next(m for m in later.metrics if m.metric == "first_audio")
+    assert later.verdict == "fail" and first_audio.verdict == "fail", later.summary
+    assert "first audio later" in first_audio.reason and first_audio.numbers["median_ratio"] > 3
+    same = judge_totals(with_first_audio("v1.3.0", 40, 0.05), stable, POLICY)
+    assert next(m for m in same.metrics if m.metric == "first_audio").verdict == "pass"
+    few = judge_totals(with_first_audio("v1.3.0", 10, 0.9), stable, POLICY)
+    assert "first_audio" not in {m.metric for m in few.metrics}  # not judged yet; the rest as before
+    assert "tts_time_to_first_audio_service_seconds_bucket[60s]" in first_audio_query(["v1.3.0"], 60)
