@@ -383,8 +383,9 @@ def judge_first_audio(canary: Sequence[Attempt], stable: Sequence[Attempt], poli
     """Time to first audio of streamed answers, canary against stable; None (not judged)
     while the canary has fewer than LATENCY_MIN_N of them: most clients may not stream."""
     def first_audio(attempts: Sequence[Attempt], since: datetime | None) -> np.ndarray:
-        return np.array([a.first_audio_service_s for a in settled(attempts, since)
-                         if a.is_success and a.first_audio_service_s is not None], dtype=float)
+        # first_audio_s first: most answers are not streamed, and the look is over a whole step's attempts
+        return np.array([a.first_audio_service_s for a in attempts if a.first_audio_s is not None and a.is_success
+                         and (since is None or a.time >= since)], dtype=float)
 
     c, s = first_audio(canary, canary_from), first_audio(stable, stable_from)
     if len(c) < LATENCY_MIN_N:

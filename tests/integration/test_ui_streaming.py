@@ -15,8 +15,9 @@ STATE = "window.voxfleetLastStream"
 STREAM_BUTTON = "[...document.querySelectorAll('button')].find(b => b.textContent.includes('Speak as it is made'))"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def page(server):
+    """One browser on the UI for the module; each test types and clicks anew."""
     opened = Page()
     try:
         opened.open(server.url + "/ui/")
