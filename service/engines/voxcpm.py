@@ -1,8 +1,9 @@
-"""The VoxCPM 1.5 engine: OpenBMB's `voxcpm` package on weights in the model directory.
+"""The VoxCPM engine (VoxCPM 1.5 and 2): OpenBMB's `voxcpm` package on weights in the model directory.
 
 `voxcpm` is an optional extra (`pip install 'voxfleet[voxcpm]'`), imported only in
 `load()`, so the service and its tests run without it. Weights come from the local
-model directory only, never from a hub.
+model directory only, never from a hub; which VoxCPM they are, and whether every file
+is there, is read first (`voxcpm_layout`).
 
 Upstream facts this adapter relies on (OpenBMB/VoxCPM, src/voxcpm/core.py and
 src/voxcpm/model/voxcpm.py): `VoxCPM.from_pretrained(path, load_denoiser=..., optimize=...)`
@@ -10,7 +11,8 @@ uses `path` as-is when it is a directory (no `snapshot_download`); `from_local` 
 config.json, a Llama tokenizer, model.safetensors or pytorch_model.bin, and
 audiovae.safetensors or audiovae.pth; `generate(text=, prompt_wav_path=, prompt_text=,
 cfg_value=, inference_timesteps=)` returns a 1-D float32 numpy array at
-`tts_model.sample_rate` (44.1 kHz for 1.5).
+`tts_model.sample_rate` (44.1 kHz for 1.5, 48 kHz for 2); `reference_wav_path=` (VoxCPM 2
+only) clones a voice from reference audio without a transcript.
 """
 
 from __future__ import annotations
@@ -23,18 +25,12 @@ from typing import Any
 import numpy as np
 
 from service.engines.base import WARMUP_TEXT, EngineError, EngineInfo, estimate_speech_s, synthesis_seed
+from service.engines.voxcpm_layout import VoxCPMLayout, check_sample_rate, read_layout
 from service.model_dir import ModelManifest
 from service.text_support import TextSupport
 from service.time_stretch import time_stretch
 
 INSTALL_HINT = "install it with `pip install 'voxfleet[voxcpm]'` (or `pip install voxcpm`)"
-# Each entry is satisfied by any one of its names (upstream falls back in this order).
-REQUIRED_FILES: tuple[tuple[str, ...], ...] = (
-    ("config.json",),
-    ("tokenizer.json", "tokenizer.model"),
-    ("model.safetensors", "pytorch_model.bin"),
-    ("audiovae.safetensors", "audiovae.pth"),
-)
 DEFAULT_VOICE = "default"
 # VoxCPM 1.5 is trained on Chinese and English; its tokenizer reads any letter of those scripts.
 TEXT_SUPPORT = TextSupport(frozenset({"LATIN", "CJK", "DIGIT"}), "Chinese and English (and digits)")
@@ -60,8 +56,9 @@ class VoxCPMEngine:
     Manifest `config` keys: `weights_subdir` (default: the model directory itself),
     `cfg_value` (2.0), `inference_timesteps` (10), `optimize` (default: True only when
     CUDA is present) and `voice_prompts`: {voice: {"prompt_wav": file in the model
-    directory, "prompt_text": its transcript}} for zero-shot cloning. The voice
-    "default" uses no prompt.
+    directory, "prompt_text": its transcript}} for zero-shot cloning, and/or (VoxCPM 2)
+    {"reference_wav": file} to clone a voice from audio alone. The voice "default" uses
+    no prompt.
     """
 
     def __init__(self, manifest: ModelManifest, device: str | None = None) -> None:
@@ -76,12 +73,17 @@ class VoxCPMEngine:
         self.model: Any = None
         self._prompts: dict[str, dict[str, str]] = {}
         self.device: str | None = None
+        self.layout: VoxCPMLayout | None = None
         self._thread: int | None = None
 
     # -- Engine interface ---------------------------------------------------------
     def load(self) -> None:
-        self._check_files()
-        prompts = {voice: self._prompt_for(voice) for voice in self.manifest.voices}
+        if not self.manifest.directory.is_dir():
+            raise EngineError(f"model directory {self.manifest.directory} does not exist")
+        layout = read_layout(self.weights_dir)
+        check_sample_rate(layout, self.manifest.path("manifest.json"), self.manifest.sample_rate,
+                          self.weights_dir / "config.json")
+        prompts = {voice: self._prompt_for(voice, layout) for voice in self.manifest.voices}
         cuda = _cuda_available()
         optimize = cuda if self.optimize is None else self.optimize
         # Belt and braces: a directory path never reaches the hub, but transformers or
@@ -99,7 +101,7 @@ class VoxCPMEngine:
                                            device=self.requested_device)
         except Exception as exc:
             raise EngineError(f"{self.weights_dir}: VoxCPM failed to load ({type(exc).__name__}: {exc})") from exc
-        self.model = model
+        self.model, self.layout = model, layout
         self._prompts = prompts
         self.device = str(getattr(model.tts_model, "device", "cuda" if cuda else "cpu"))
         self._thread = threading.get_ident()
@@ -152,30 +154,36 @@ class VoxCPMEngine:
     def _model_rate(self) -> int:
         return int(self.model.tts_model.sample_rate)
 
-    def _check_files(self) -> None:
-        if not self.manifest.directory.is_dir():
-            raise EngineError(f"model directory {self.manifest.directory} does not exist")
-        if not self.weights_dir.is_dir():
-            raise EngineError(f"{self.weights_dir}: VoxCPM weights directory does not exist")
-        for names in REQUIRED_FILES:
-            if not any((self.weights_dir / name).is_file() for name in names):
-                wanted = " or ".join(str(self.weights_dir / name) for name in names)
-                raise EngineError(f"{wanted}: file VoxCPM needs is missing")
-
-    def _prompt_for(self, voice: str) -> dict[str, str]:
-        """The generate() arguments for a voice; checks its prompt file exists."""
+    def _prompt_for(self, voice: str, layout: VoxCPMLayout) -> dict[str, str]:
+        """The generate() arguments for a voice; checks its prompt files exist."""
         if voice == DEFAULT_VOICE:
             return {}
         spec = self.voice_prompts.get(voice)
         where = self.manifest.path("manifest.json")
-        if not isinstance(spec, dict) or not spec.get("prompt_wav") or not spec.get("prompt_text"):
-            raise EngineError(
-                f"{where}: voice {voice!r} needs config.voice_prompts.{voice} with prompt_wav and prompt_text"
-            )
-        relative = Path(str(spec["prompt_wav"]))
+        wanted = "prompt_wav and prompt_text" + (" (or reference_wav)" if layout.takes_reference_audio else "")
+        if not isinstance(spec, dict) or not (spec.get("prompt_wav") or spec.get("prompt_text")
+                                              or spec.get("reference_wav")):
+            raise EngineError(f"{where}: voice {voice!r} needs config.voice_prompts.{voice} with {wanted}")
+        args: dict[str, str] = {}
+        if spec.get("prompt_wav") or spec.get("prompt_text"):
+            if not (spec.get("prompt_wav") and spec.get("prompt_text")):
+                raise EngineError(f"{where}: voice {voice!r} needs both prompt_wav and prompt_text (the transcript "
+                                  "of the prompt audio)")
+            args["prompt_wav_path"] = self._voice_file(voice, "prompt_wav", spec)
+            args["prompt_text"] = str(spec["prompt_text"])
+        if spec.get("reference_wav"):
+            if not layout.takes_reference_audio:
+                raise EngineError(f"{where}: voice {voice!r} has reference_wav, which only VoxCPM 2 takes; "
+                                  f"{self.weights_dir} holds {layout.generation} (give it prompt_wav and prompt_text)")
+            args["reference_wav_path"] = self._voice_file(voice, "reference_wav", spec)
+        return args
+
+    def _voice_file(self, voice: str, key: str, spec: dict[str, Any]) -> str:
+        relative = Path(str(spec[key]))
         if relative.is_absolute() or ".." in relative.parts:
-            raise EngineError(f"{where}: prompt_wav {relative} of voice {voice!r} must stay inside the model directory")
+            raise EngineError(f"{self.manifest.path('manifest.json')}: {key} {relative} of voice {voice!r} must stay "
+                              "inside the model directory")
         wav = self.manifest.directory / relative
         if not wav.is_file():
-            raise EngineError(f"{wav}: prompt audio of voice {voice!r} is missing")
-        return {"prompt_wav_path": str(wav), "prompt_text": str(spec["prompt_text"])}
+            raise EngineError(f"{wav}: {key} audio of voice {voice!r} is missing")
+        return str(wav)

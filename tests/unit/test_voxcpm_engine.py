@@ -7,6 +7,7 @@ to tmp_path and put first on sys.path; it is removed from sys.modules afterwards
 from __future__ import annotations
 
 import importlib
+import json
 import shutil
 import sys
 import textwrap
@@ -77,7 +78,8 @@ class VoxCPM:
                   retry_badcase=True, retry_badcase_max_times=3, retry_badcase_ratio_threshold=6.0,
                   streaming=False):
         calls.append(("generate", dict(text=text, prompt_wav_path=prompt_wav_path, prompt_text=prompt_text,
-                                       cfg_value=cfg_value, inference_timesteps=inference_timesteps)))
+                                       reference_wav_path=reference_wav_path, cfg_value=cfg_value,
+                                       inference_timesteps=inference_timesteps)))
         if not isinstance(text, str) or not text.strip():
             raise ValueError("target text must be a non-empty string")
         if prompt_wav_path is not None and not os.path.exists(prompt_wav_path):
@@ -91,15 +93,19 @@ class VoxCPM:
 '''
 
 
-def make_model_dir(root: Path, config: dict[str, Any] | None = None, skip: tuple[str, ...] = ()) -> Path:
+def make_model_dir(root: Path, config: dict[str, Any] | None = None, skip: tuple[str, ...] = (),
+                   weights_config: dict[str, Any] | None = None, rate: int = RATE) -> Path:
+    """A model directory; `weights_config`: its config.json (default: VoxCPM 1.x's architecture)."""
     directory = root / "voxcpm-1.5"
     directory.mkdir()
     for name, data in WEIGHT_FILES.items():
         if name not in skip:
             (directory / name).write_bytes(data)
+    if weights_config is not None and "config.json" not in skip:
+        (directory / "config.json").write_text(json.dumps(weights_config))
     voices = ["default", *((config or {}).get("voice_prompts") or {})]
     write_manifest(directory, {"name": "voxcpm-1.5", "version": "v1.5.0", "engine": "voxcpm",
-                               "sample_rate": RATE, "voices": voices, "config": config or {}})
+                               "sample_rate": rate, "voices": voices, "config": config or {}})
     return directory
 
 
@@ -194,6 +200,7 @@ def test_loads_local_dir_offline_and_synthesizes_on_cpu(tmp_path: Path, fake_vox
     assert audio.dtype == np.float32 and audio.ndim == 1 and audio.size == RATE // 2
     assert np.max(np.abs(audio)) == pytest.approx(0.3, abs=1e-3)
     assert fake.calls[-1] == ("generate", {"text": "Hello there.", "prompt_wav_path": None, "prompt_text": None,
+                                           "reference_wav_path": None,
                                            "cfg_value": 1.5, "inference_timesteps": 6})
     info = engine.describe()
     assert (info.engine, info.version, info.sample_rate, info.device, info.voices) == (
@@ -345,3 +352,75 @@ def test_each_synthesis_seeds_torch_with_its_seed(tmp_path: Path, fake_voxcpm, n
     assert torch.initial_seed() == 1234
     engine.synthesize("Hi.", "default", 1.0)
     assert torch.initial_seed() == synthesis_seed("Hi.", "default", 1.0)
+
+
+# ---- layouts: VoxCPM 1.x and 2 directories, or a refusal naming the file ---------------------
+
+VOXCPM2 = {"architecture": "voxcpm2", "lm_config": {}, "audio_vae_config": {"out_sample_rate": 48000}}
+
+
+def test_a_voxcpm2_directory_loads_as_voxcpm2(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+    fake_voxcpm(rate=48000)
+    engine = engine_for(make_model_dir(tmp_path, weights_config=VOXCPM2, rate=48000))
+    engine.load()
+    assert engine.layout is not None and engine.layout.generation == "VoxCPM 2"
+    assert engine.warm_up().size > 0 and engine.describe().sample_rate == 48000
+
+
+@pytest.mark.parametrize("weights_config, named", [
+    ({"architecture": "voxcpm3"}, "architecture 'voxcpm3' is not one the voxcpm package loads"),
+    ([1, 2], "must be a JSON object"),
+    ({**VOXCPM2, "audio_vae_config": {"out_sample_rate": 24000}}, "makes 24000 Hz (audio_vae_config.out_sample_rate)"),
+])
+def test_a_config_json_voxcpm_cannot_load_is_refused_before_the_import(tmp_path: Path, no_voxcpm: None,
+                                                                       weights_config: Any, named: str) -> None:
+    directory = make_model_dir(tmp_path, weights_config=weights_config)
+    with pytest.raises(EngineError) as info:
+        engine_for(directory).load()
+    assert named in str(info.value) and str(directory / "config.json") in str(info.value)
+    assert "pip install" not in str(info.value)  # refused before the package was looked for
+
+
+def test_unreadable_config_json_is_named(tmp_path: Path, no_voxcpm: None) -> None:
+    directory = make_model_dir(tmp_path)
+    (directory / "config.json").write_bytes(b"{not json")
+    with pytest.raises(EngineError, match="not readable JSON") as info:
+        engine_for(directory).load()
+    assert str(directory / "config.json") in str(info.value)
+
+
+@pytest.mark.parametrize("extra, pair", [("pytorch_model.bin", "model.safetensors and pytorch_model.bin"),
+                                         ("audiovae.safetensors", "audiovae.safetensors and audiovae.pth")])
+def test_a_second_file_of_a_pair_is_refused_naming_both(tmp_path: Path, no_voxcpm: None, extra: str,
+                                                        pair: str) -> None:
+    directory = make_model_dir(tmp_path)
+    (directory / extra).write_bytes(b"other weights")
+    with pytest.raises(EngineError, match=f"both {pair}") as info:
+        engine_for(directory).load()
+    assert str(directory) in str(info.value) and "keep one" in str(info.value)
+
+
+def test_reference_audio_voices_are_voxcpm2s(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+    fake_voxcpm(rate=48000)
+    voices = {"voice_prompts": {"ben": {"reference_wav": "ben.wav"}}}
+    directory = make_model_dir(tmp_path, config=voices, weights_config=VOXCPM2, rate=48000)
+    (directory / "ben.wav").write_bytes(b"RIFF")
+    engine = engine_for(directory)
+    engine.load()
+    engine.synthesize("Hello.", "ben", 1.0)
+    call = sys.modules["voxcpm"].calls[-1][1]
+    assert (call["reference_wav_path"], call["prompt_wav_path"]) == (str(directory / "ben.wav"), None)
+
+
+def test_reference_audio_on_voxcpm_1_is_refused_naming_the_voice(tmp_path: Path, no_voxcpm: None) -> None:
+    directory = make_model_dir(tmp_path, config={"voice_prompts": {"ben": {"reference_wav": "ben.wav"}}})
+    (directory / "ben.wav").write_bytes(b"RIFF")
+    with pytest.raises(EngineError, match="voice 'ben' has reference_wav, which only VoxCPM 2 takes"):
+        engine_for(directory).load()
+
+
+def test_a_prompt_without_its_transcript_is_refused(tmp_path: Path, no_voxcpm: None) -> None:
+    directory = make_model_dir(tmp_path, config={"voice_prompts": {"anna": {"prompt_wav": "anna.wav"}}})
+    (directory / "anna.wav").write_bytes(b"RIFF")
+    with pytest.raises(EngineError, match="voice 'anna' needs both prompt_wav and prompt_text"):
+        engine_for(directory).load()
