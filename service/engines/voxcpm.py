@@ -71,7 +71,7 @@ class VoxCPMEngine:
         self.optimize: bool | None = None if cfg.get("optimize") is None else bool(cfg["optimize"])
         self.voice_prompts: dict[str, dict[str, Any]] = dict(cfg.get("voice_prompts") or {})
         self.model: Any = None
-        self._prompts: dict[str, dict[str, str]] = {}
+        self._prompt_caches: dict[str, Any] = {}  # voice -> the model's prompt cache (built once, at load)
         self.device: str | None = None
         self.layout: VoxCPMLayout | None = None
         self._thread: int | None = None
@@ -101,8 +101,13 @@ class VoxCPMEngine:
                                            device=self.requested_device)
         except Exception as exc:
             raise EngineError(f"{self.weights_dir}: VoxCPM failed to load ({type(exc).__name__}: {exc})") from exc
+        try:  # each voice's prompt audio is encoded once here, not again on every chunk
+            caches = {voice: model.tts_model.build_prompt_cache(**args) for voice, args in prompts.items() if args}
+        except Exception as exc:
+            raise EngineError(f"{self.weights_dir}: VoxCPM could not read a voice's prompt audio "
+                              f"({type(exc).__name__}: {exc})") from exc
         self.model, self.layout = model, layout
-        self._prompts = prompts
+        self._prompt_caches = caches
         self.device = str(getattr(model.tts_model, "device", "cuda" if cuda else "cpu"))
         self._thread = threading.get_ident()
 
@@ -124,14 +129,11 @@ class VoxCPMEngine:
             raise EngineError(f"voxcpm engine: unknown voice {voice!r} (known: {', '.join(self.manifest.voices)})")
         if not np.isfinite(speed) or speed <= 0:
             raise EngineError(f"voxcpm engine: speed must be a positive number, got {speed!r}")
-        kwargs: dict[str, Any] = dict(self._prompts[voice])
         import torch  # present wherever voxcpm is (its dependency); seeded here, on the one inference thread
 
         torch.manual_seed(synthesis_seed(text, voice, speed) if seed is None else seed)
         try:
-            wav = self.model.generate(
-                text=text, cfg_value=self.cfg_value, inference_timesteps=self.inference_timesteps, **kwargs
-            )
+            wav = self._generate(text, self._prompt_caches.get(voice))
         except Exception as exc:
             raise EngineError(f"{self.weights_dir}: VoxCPM generate failed ({type(exc).__name__}: {exc})") from exc
         audio = np.asarray(wav, dtype=np.float32).reshape(-1)
@@ -151,6 +153,17 @@ class VoxCPMEngine:
         return estimate_speech_s(text, speed)  # VoxCPM has no duration control; `time_stretch` scales by 1/speed
 
     # -- helpers ------------------------------------------------------------------
+    def _generate(self, text: str, prompt_cache: Any) -> Any:
+        """generate() for the default voice; a voice's prompt cache goes to the model-level
+        call VoxCPM.generate itself makes (core.py), with the same arguments it passes."""
+        if prompt_cache is None:
+            return self.model.generate(text=text, cfg_value=self.cfg_value,
+                                       inference_timesteps=self.inference_timesteps)
+        wav, _, _ = self.model.tts_model.generate_with_prompt_cache(
+            target_text=" ".join(text.split()), prompt_cache=prompt_cache, min_len=2, max_len=4096,
+            inference_timesteps=self.inference_timesteps, cfg_value=self.cfg_value, retry_badcase=True)
+        return wav.squeeze(0).cpu().numpy()
+
     def _model_rate(self) -> int:
         return int(self.model.tts_model.sample_rate)
 

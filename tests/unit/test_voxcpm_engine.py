@@ -40,8 +40,44 @@ OFFLINE_AT_IMPORT = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORM
 calls = []
 
 
+def _tone(seconds=0.5):
+    t = np.arange(int(SAMPLE_RATE * seconds)) / SAMPLE_RATE
+    return (0.3 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+
+
+# The model-level prompt cache, with voxcpm 2.0.3's signatures (model/voxcpm.py for 1.x,
+# model/voxcpm2.py for 2): a cache is built from prompt audio once, then used per call.
 class _TTSModel:
     sample_rate = SAMPLE_RATE
+
+    def __init__(self, arch):
+        self.arch = arch
+
+    def build_prompt_cache(self, prompt_text=None, prompt_wav_path=None, reference_wav_path=None,
+                           trim_silence_vad=False):
+        if self.arch != "voxcpm2" and (reference_wav_path is not None or trim_silence_vad):
+            raise TypeError("build_prompt_cache() got an unexpected keyword argument")  # 1.x: text and wav only
+        if self.arch != "voxcpm2" and (prompt_text is None or prompt_wav_path is None):
+            raise TypeError("build_prompt_cache() missing required positional arguments")
+        for path in (prompt_wav_path, reference_wav_path):
+            if path is not None and not os.path.exists(path):
+                raise FileNotFoundError(path)
+        calls.append(("build_prompt_cache", dict(prompt_text=prompt_text, prompt_wav_path=prompt_wav_path,
+                                                 reference_wav_path=reference_wav_path)))
+        return dict(prompt_text=prompt_text, mode="reference" if prompt_text is None else "continuation")
+
+    def generate_with_prompt_cache(self, target_text, prompt_cache, min_len=2, max_len=2000, inference_timesteps=10,
+                                   cfg_value=2.0, retry_badcase=False, retry_badcase_max_times=3,
+                                   retry_badcase_ratio_threshold=6.0):
+        import torch
+
+        if not isinstance(prompt_cache, dict):
+            raise TypeError("prompt_cache must be the dict build_prompt_cache returns")
+        calls.append(("generate_with_prompt_cache", dict(target_text=target_text, prompt_cache=prompt_cache,
+                                                         max_len=max_len, cfg_value=cfg_value,
+                                                         inference_timesteps=inference_timesteps,
+                                                         retry_badcase=retry_badcase)))
+        return torch.from_numpy(_tone()).unsqueeze(0), torch.zeros(3), torch.zeros(3)
 
 
 # The signatures and the argument checks below are voxcpm 2.0.3's (src/voxcpm/core.py),
@@ -55,7 +91,7 @@ class VoxCPM:
             raise ValueError(f"Unsupported architecture: {{arch}}")
         if FAIL_LOAD:
             raise RuntimeError("size mismatch for base_lm.embed_tokens.weight")
-        self.tts_model = _TTSModel()
+        self.tts_model = _TTSModel(arch)
         self.arch = arch
 
     @classmethod
@@ -88,8 +124,7 @@ class VoxCPM:
             raise ValueError("prompt_wav_path and prompt_text must both be provided or both be None")
         if reference_wav_path is not None and self.arch != "voxcpm2":
             raise ValueError("reference_wav_path is only supported with VoxCPM2 models")
-        t = np.arange(SAMPLE_RATE // 2) / SAMPLE_RATE
-        return (0.3 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+        return _tone()
 '''
 
 
@@ -242,16 +277,25 @@ def test_unknown_voice(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
         engine.synthesize("Hi.", "alloy", 1.0)
 
 
-def test_voice_prompt_is_passed_from_the_model_dir(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
+def test_a_voices_prompt_cache_is_built_once_at_load_and_used_by_every_synthesis(tmp_path: Path, fake_voxcpm,
+                                                                                no_cuda: None) -> None:
     fake_voxcpm()
     config = {"voice_prompts": {"anna": {"prompt_wav": "anna.wav", "prompt_text": "I am Anna."}}}
     directory = make_model_dir(tmp_path, config=config)
     (directory / "anna.wav").write_bytes(b"RIFF")
     engine = engine_for(directory)
     engine.load()
-    engine.synthesize("Hello.", "anna", 1.0)
-    call = sys.modules["voxcpm"].calls[-1][1]
-    assert (call["prompt_wav_path"], call["prompt_text"]) == (str(directory / "anna.wav"), "I am Anna.")
+    for text in ("Hello.", "And again."):
+        audio = engine.synthesize(text, "anna", 1.0)
+        assert audio.dtype == np.float32 and audio.ndim == 1 and audio.size == RATE // 2
+    calls = sys.modules["voxcpm"].calls
+    built = [c[1] for c in calls if c[0] == "build_prompt_cache"]
+    assert built == [{"prompt_text": "I am Anna.", "prompt_wav_path": str(directory / "anna.wav"),
+                      "reference_wav_path": None}]  # once, at load: the prompt audio is not encoded per call
+    used = [c[1] for c in calls if c[0] == "generate_with_prompt_cache"]
+    assert [u["target_text"] for u in used] == ["Hello.", "And again."]
+    assert all(u["prompt_cache"]["prompt_text"] == "I am Anna." and u["retry_badcase"] for u in used)
+    assert not [c for c in calls if c[0] == "generate"]  # the default voice alone goes through generate()
 
 
 def test_missing_voice_prompt_file_is_named(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
@@ -338,6 +382,11 @@ def test_the_fake_refuses_what_the_real_package_refuses(tmp_path: Path, fake_vox
         model.generate(text="Hi.", prompt_wav_path=str(tmp_path / "none.wav"), prompt_text="x")
     with pytest.raises(ValueError, match="only supported with VoxCPM2"):
         model.generate(text="Hi.", reference_wav_path=str(directory / "config.json"))
+    with pytest.raises(TypeError):  # VoxCPM 1.x builds a cache from a prompt and its transcript only
+        model.tts_model.build_prompt_cache(prompt_text="x", prompt_wav_path=str(directory / "config.json"),
+                                           reference_wav_path=str(directory / "config.json"))
+    with pytest.raises(TypeError):
+        model.tts_model.generate_with_prompt_cache(target_text="Hi.", prompt_cache={}, speed=2.0)
 
 
 def test_each_synthesis_seeds_torch_with_its_seed(tmp_path: Path, fake_voxcpm, no_cuda: None) -> None:
@@ -408,8 +457,9 @@ def test_reference_audio_voices_are_voxcpm2s(tmp_path: Path, fake_voxcpm, no_cud
     engine = engine_for(directory)
     engine.load()
     engine.synthesize("Hello.", "ben", 1.0)
-    call = sys.modules["voxcpm"].calls[-1][1]
-    assert (call["reference_wav_path"], call["prompt_wav_path"]) == (str(directory / "ben.wav"), None)
+    built = next(c[1] for c in sys.modules["voxcpm"].calls if c[0] == "build_prompt_cache")
+    assert (built["reference_wav_path"], built["prompt_wav_path"]) == (str(directory / "ben.wav"), None)
+    assert sys.modules["voxcpm"].calls[-1][0] == "generate_with_prompt_cache"
 
 
 def test_reference_audio_on_voxcpm_1_is_refused_naming_the_voice(tmp_path: Path, no_voxcpm: None) -> None:
