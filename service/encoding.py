@@ -35,14 +35,18 @@ def resample_linear(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
     return np.interp(positions, np.arange(audio.size), audio).astype(np.float32)
 
 
+def pcm16(audio: np.ndarray) -> bytes:
+    """Raw little-endian signed 16-bit mono samples (`pcm`, and a WAV's data)."""
+    return (np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
 def encode(audio: np.ndarray, sample_rate: int, fmt: str) -> tuple[bytes, str, int]:
     """Return (bytes, media type, sample rate of the bytes). `fmt` must be in ENCODINGS."""
     spec = ENCODINGS[fmt]
     rate = spec.rate or sample_rate
     audio = resample_linear(np.asarray(audio, dtype=np.float32), sample_rate, rate)
-    if spec.container is None:  # raw little-endian signed 16-bit mono
-        pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
-        return pcm.tobytes(), spec.media_type, rate
+    if spec.container is None:
+        return pcm16(audio), spec.media_type, rate
     buffer = io.BytesIO()
     sf.write(buffer, audio, rate, format=spec.container, subtype=spec.subtype)
     return buffer.getvalue(), spec.media_type, rate

@@ -17,14 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.encoding import pcm16
+
 SSE_MEDIA_TYPE = "text/event-stream"
 UNKNOWN_LENGTH = 0xFFFFFFFF
 _MEDIA_TYPES = {"pcm": "audio/pcm", "wav": "audio/wav"}
-
-
-def pcm16(audio: np.ndarray) -> bytes:
-    """Little-endian signed 16-bit mono samples."""
-    return (np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
 def wav_stream_header(sample_rate: int) -> bytes:

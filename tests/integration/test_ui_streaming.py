@@ -12,6 +12,7 @@ from tests.browser import Page
 pytestmark = pytest.mark.integration
 TEXT = "Hello there. " + "The canary speaks sentence after sentence before it is promoted. " * 20
 STATE = "window.voxfleetLastStream"
+SHOWN = "document.querySelector('#voxfleet-stream-status').innerText"
 STREAM_BUTTON = "[...document.querySelectorAll('button')].find(b => b.textContent.includes('Speak as it is made'))"
 
 
@@ -45,14 +46,12 @@ def test_the_page_plays_the_first_sentence_while_the_rest_is_made(page):
     assert state["error"] is None and state["rate"] == 44_100, state
     assert state["pieces"] > 1 and state["samples"] / state["rate"] > 50, state
     assert state["firstAudioMs"] < state["totalMs"] / 2, state  # buffered, they would be equal
-    shown = page.wait_for("document.querySelector('#voxfleet-stream-status').innerText.includes('Streamed') "
-                          "&& document.querySelector('#voxfleet-stream-status').innerText")
+    shown = page.wait_for(f"{SHOWN}.includes('Streamed') && {SHOWN}")
     assert "began playing after" in str(shown)
 
 
 def test_a_refused_input_is_shown_naming_the_field(page):
     state = speak_streamed(page, "   ")
     assert state["error"] and state["error"].startswith("input:"), state
-    shown = page.wait_for("document.querySelector('#voxfleet-stream-status').innerText.includes('failed') "
-                          "&& document.querySelector('#voxfleet-stream-status').innerText")
+    shown = page.wait_for(f"{SHOWN}.includes('failed') && {SHOWN}")
     assert "Streaming failed: input:" in str(shown)
